@@ -1,0 +1,100 @@
+"""The `eventstereo` command: run, stream, bench, info.
+
+Subcommands stay thin: each hands its arguments to the module that does the work, so the command line
+reads as a table of contents of the package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import pkgutil
+import sys
+
+import eventstereo
+from eventstereo.errors import EventStereoError
+
+
+def _bench_names() -> list[str]:
+    import eventstereo.bench as bench_pkg
+
+    return sorted(m.name for m in pkgutil.iter_modules(bench_pkg.__path__) if not m.name.startswith("_"))
+
+
+def _cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
+    """Each benchmark is a module eventstereo.bench.<name> with main(argv) -> exit code."""
+    names = _bench_names()
+    if args.name not in names:
+        print(f"unknown benchmark {args.name!r}; available: {', '.join(names)}", file=sys.stderr)
+        return 2
+    return importlib.import_module(f"eventstereo.bench.{args.name}").main(rest)
+
+
+def _cmd_stream(args: argparse.Namespace, rest: list[str]) -> int:
+    from eventstereo.runtime import stream_command
+
+    return stream_command.main(rest)
+
+
+def _has_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) or sys.platform in (
+        "darwin",
+        "win32",
+    )
+
+
+def _cmd_run(args: argparse.Namespace, rest: list[str]) -> int:
+    """The main job: the GUI where a display and the app exist, else the terminal stream."""
+    if _has_display() and importlib.util.find_spec("app") is not None:
+        return importlib.import_module("app").main(rest)
+    print("no display (or no GUI installed): streaming the synthetic scene in the terminal", file=sys.stderr)
+    from eventstereo.runtime import stream_command
+
+    return stream_command.main(rest or ["--source", "synthetic", "--windows", "200"])
+
+
+def _cmd_info(args: argparse.Namespace, rest: list[str]) -> int:
+    import numba
+    import numpy
+    import torch
+
+    print(f"eventstereo {eventstereo.__version__}")
+    print(f"python {sys.version.split()[0]}, torch {torch.__version__}, numpy {numpy.__version__}, "
+          f"numba {numba.__version__}")
+    print(f"cuda available: {torch.cuda.is_available()}; threads: {torch.get_num_threads()}")
+    print(f"benchmarks: {', '.join(_bench_names())}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="eventstereo", description=eventstereo.__doc__)
+    p.add_argument("--version", action="version", version=eventstereo.__version__)
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="the main job: GUI on the synthetic scene, or the terminal stream if headless",
+                   add_help=False).set_defaults(fn=_cmd_run)
+    sub.add_parser("stream", help="stream a source through the model (see `stream --help`)",
+                   add_help=False).set_defaults(fn=_cmd_stream)
+    b = sub.add_parser("bench", help="benchmarks (see `bench NAME --help`)")
+    b.add_argument("name", help="benchmark name (`eventstereo info` lists them)")
+    b.set_defaults(fn=_cmd_bench)
+    sub.add_parser("info", help="versions and devices").set_defaults(fn=_cmd_info)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, rest = build_parser().parse_known_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        return args.fn(args, rest)
+    except EventStereoError as e:  # bad input: one clear line, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Runtime: the streaming loop (StreamSession) and the `stream` command."""
