@@ -1,0 +1,83 @@
+import math
+
+import pytest
+import torch
+
+from eventstereo.stereo import subpixel_cross_entropy, subpixel_map
+
+
+def _col(values):
+    return torch.tensor(values, dtype=torch.float64).view(1, -1, 1, 1)
+
+
+def test_map_window_softmax_by_hand():
+    cost = _col([0.0, 0.0, 2.0, 2.0, 0.0, 0.0, 0.0])
+    e2 = math.exp(2.0)
+    expected = (0 * 1 + 1 * 1 + 2 * e2 + 3 * e2 + 4 * 1) / (3 + 2 * e2)
+    assert subpixel_map(cost).item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_map_ignores_far_mode_and_planes_outside_range():
+    # the best plane is 0: the window is planes 0..2 only, the second mode at plane 6 does not pull it
+    cost = _col([3.0, 1.0, 0.0, -9.0, -9.0, -9.0, 2.9])
+    w = [math.exp(3.0), math.exp(1.0), 1.0]
+    expected = (0 * w[0] + 1 * w[1] + 2 * w[2]) / sum(w)
+    assert subpixel_map(cost).item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_map_radius_zero_is_argmax_and_custom_disparities():
+    cost = _col([0.0, 5.0, 1.0])
+    assert subpixel_map(cost, radius=0).item() == 1.0
+    assert subpixel_map(cost, disparities=torch.tensor([0.0, 10.0, 20.0]), radius=0).item() == 10.0
+
+
+def test_map_batched_shapes_and_grad():
+    cost = torch.randn(2, 3, 8, 4, 5, requires_grad=True)
+    d = subpixel_map(cost)
+    assert d.shape == (2, 3, 4, 5)
+    assert (d >= 0).all() and (d <= 7).all()
+    d.sum().backward()
+    assert cost.grad is not None and torch.isfinite(cost.grad).all()
+
+
+def test_cross_entropy_uniform_cost_is_log_d():
+    cost = torch.zeros(1, 3, 1, 1)
+    gt = torch.tensor([[[1.3]]])
+    assert subpixel_cross_entropy(cost, gt).item() == pytest.approx(math.log(3), rel=1e-6)
+
+
+def test_cross_entropy_laplace_target_by_hand():
+    c = 2.0
+    cost = _col([0.0, c, 0.0]).float()
+    gt = torch.tensor([[[1.0, math.inf]]])
+    # second pixel has no GT: make its cost different so a wrong mask would change the result
+    cost = torch.cat([cost, _col([9.0, -9.0, 0.0]).float()], dim=-1)
+    p = [math.exp(-1), 1.0, math.exp(-1)]
+    z = sum(p)
+    log_norm = math.log(2 + math.exp(c))
+    log_softmax = [0 - log_norm, c - log_norm, 0 - log_norm]
+    expected = -sum(pi / z * li for pi, li in zip(p, log_softmax))
+    assert subpixel_cross_entropy(cost, gt).item() == pytest.approx(expected, rel=1e-6)
+    # a wider Laplace (b=2) spreads the target and changes the loss
+    p2 = [math.exp(-0.5), 1.0, math.exp(-0.5)]
+    expected2 = -sum(pi / sum(p2) * li for pi, li in zip(p2, log_softmax))
+    assert subpixel_cross_entropy(cost, gt, b=2.0).item() == pytest.approx(expected2, rel=1e-6)
+
+
+def test_cross_entropy_all_invalid_is_zero_with_grad():
+    cost = torch.randn(2, 4, 3, 3, requires_grad=True)
+    gt = torch.full((2, 3, 3), float("nan"))
+    gt[1] = float("inf")
+    loss = subpixel_cross_entropy(cost, gt)
+    assert loss.item() == 0.0
+    loss.backward()
+    assert torch.equal(cost.grad, torch.zeros_like(cost))
+
+
+def test_cross_entropy_sequence_shape_and_mismatch_error():
+    cost = torch.randn(3, 2, 5, 4, 4, requires_grad=True)
+    gt = torch.rand(3, 2, 4, 4) * 4
+    subpixel_cross_entropy(cost, gt).backward()
+    assert torch.isfinite(cost.grad).all()
+    with pytest.raises(ValueError, match="disagree"):
+        subpixel_cross_entropy(cost, gt[..., :3])
