@@ -36,7 +36,7 @@ class Source(ABC):
     def can_seek(self) -> bool:
         return type(self).seek is not Source.seek
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: sources without resources need no close
         """Release files or devices; safe to call twice."""
 
     def __enter__(self) -> Source:

@@ -1,0 +1,33 @@
+"""Shared benchmark plumbing: best-of-N timing and the --json last-line convention."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+
+
+def best_time(fn: Callable[[], object], *, repeat: int = 5, warmup: int = 1) -> float:
+    """Best wall time of ``repeat`` calls (seconds), after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def bench_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"eventstereo bench {prog}", description=description)
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    return p
+
+
+def report(results: dict, lines: list[str], as_json: bool) -> None:
+    """Print the human table, then (with --json) the results as the last line."""
+    print("\n".join(lines))
+    if as_json:
+        print(json.dumps(results))

@@ -1,0 +1,87 @@
+"""SBT encoding speed: the Numba encoder against tonic's ToFrame and a numpy bincount, same run, same output.
+
+2M events in one 50 ms window at 346x260, 5 bins, sign mode. tonic's ToFrame(n_time_bins) splits the
+span from the first to the last event into equal bins, so the stream is laid out to start exactly at the
+window start and end exactly at the window end (that last event falls outside both); ON minus OFF, then
+sign, newest bin first, gives the SBT frame, and all three outputs are checked equal before timing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from eventstereo.bench.common import bench_parser, best_time, report
+from eventstereo.events import SBTSettings, encode_sbt, make_events
+
+
+def make_stream(n: int, sensor=(346, 260), window_us: int = 50_000, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    w, h = sensor
+    t = np.sort(rng.integers(0, window_us, n))
+    t[0], t[-1] = 0, window_us
+    return make_events(rng.integers(0, w, n), rng.integers(0, h, n), t, rng.integers(0, 2, n))
+
+
+def sbt_tonic(events: np.ndarray, sensor, n_bins: int) -> np.ndarray:
+    import tonic.transforms as T
+
+    frames = T.ToFrame(sensor_size=(*sensor, 2), n_time_bins=n_bins)(events)  # (T, P, H, W) int16
+    signed = frames[:, 1].astype(np.float32) - frames[:, 0]
+    return np.sign(signed[::-1])
+
+
+def sbt_bincount(events: np.ndarray, sensor, s: SBTSettings, t_end: int) -> np.ndarray:
+    w, h = sensor
+    dt = events["t"] - (t_end - s.window_us)
+    keep = (dt >= 0) & (dt < s.window_us)
+    b = s.n_bins - 1 - (dt[keep] * s.n_bins) // s.window_us
+    ev = events[keep]
+    idx = (b * h + ev["y"].astype(np.int64)) * w + ev["x"]
+    weights = np.where(ev["p"] > 0, 1.0, -1.0)
+    return np.sign(np.bincount(idx, weights, minlength=s.n_bins * h * w)).astype(np.float32).reshape(
+        s.n_bins, h, w
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = bench_parser("sbt", __doc__)
+    p.add_argument("--events", type=int, default=2_000_000)
+    p.add_argument("--repeat", type=int, default=5)
+    args = p.parse_args(argv)
+    import numba
+
+    numba.set_num_threads(1)
+    sensor, s = (346, 260), SBTSettings(window_us=50_000, n_bins=5, mode="sign")
+    ev = make_stream(args.events, sensor, s.window_us)
+    out_numba = encode_sbt(ev, s.window_us, sensor, s)  # also compiles
+    out_tonic = sbt_tonic(ev.copy(), sensor, s.n_bins)
+    out_bincount = sbt_bincount(ev, sensor, s, s.window_us)
+    same = bool(np.array_equal(out_numba, out_tonic) and np.array_equal(out_numba, out_bincount))
+    if not same:
+        raise RuntimeError("encoders disagree: the benchmark would compare different work")
+    frame = np.empty_like(out_numba)
+    from eventstereo.events.sbt import encode_into
+
+    t_numba = best_time(lambda: encode_into(frame, ev, s.window_us, s), repeat=args.repeat)
+    t_tonic = best_time(lambda: sbt_tonic(ev, sensor, s.n_bins), repeat=max(1, args.repeat // 2), warmup=0)
+    t_bincount = best_time(lambda: sbt_bincount(ev, sensor, s, s.window_us), repeat=args.repeat)
+    n = len(ev) / 1e6
+    res = {
+        "events": len(ev),
+        "sensor": list(sensor),
+        "bins": s.n_bins,
+        "numba_mev_s": n / t_numba,
+        "tonic_mev_s": n / t_tonic,
+        "bincount_mev_s": n / t_bincount,
+        "ratio_vs_tonic": t_tonic / t_numba,
+        "ratio_vs_bincount": t_bincount / t_numba,
+        "outputs_equal": same,
+    }
+    lines = [
+        f"SBT encode, {len(ev):,} events, {sensor[0]}x{sensor[1]}, {s.n_bins} bins, sign (one thread)",
+        f"  numba     {res['numba_mev_s']:8.1f} M events/s",
+        f"  bincount  {res['bincount_mev_s']:8.1f} M events/s   numba {res['ratio_vs_bincount']:.1f}x faster",
+        f"  tonic     {res['tonic_mev_s']:8.1f} M events/s   numba {res['ratio_vs_tonic']:.1f}x faster",
+    ]
+    report(res, lines, args.json)
+    return 0
