@@ -21,7 +21,7 @@ run: $(STAMP)
 	$(BIN)/eventstereo run
 
 test: $(STAMP)
-	$(BIN)/ruff check eventstereo tools tests
+	$(BIN)/ruff check .
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
 
 bench: $(STAMP)
