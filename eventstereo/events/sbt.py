@@ -64,14 +64,16 @@ def _make_scatter(newest_first: bool, per_polarity: bool):
         for k in range(n_bins + 1):
             lo[k] = -((-k * window_us) // n_bins)
         b = 0
+        b_lo, b_hi = lo[0], lo[1]
         for i in range(x.shape[0]):
             dt = t[i] - t_start
             xi = x[i]
             yi = y[i]
             if dt < 0 or dt >= window_us or xi < 0 or xi >= w or yi < 0 or yi >= h:
                 continue
-            if dt < lo[b] or dt >= lo[b + 1]:
+            if dt < b_lo or dt >= b_hi:
                 b = (dt * n_bins) // window_us
+                b_lo, b_hi = lo[b], lo[b + 1]
             c = n_bins - 1 - b if newest_first else b
             on = np.int64(p[i] > 0)
             if per_polarity:
