@@ -1,0 +1,66 @@
+"""Pieces the stereo training and evaluation tools share: seed lists, window stores, model export."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import os
+import subprocess
+from pathlib import Path
+
+from eventstereo.events.sbt import SBTSettings
+from eventstereo.training.data import EncodedWindows
+
+log = logging.getLogger(__name__)
+
+
+def parse_seeds(spec: str) -> list[int]:
+    """``"0-63"``, ``"1,5,9"`` or ``"0-3,10-11"`` -> the listed integers, in order, without repeats."""
+    out: list[int] = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        lo, sep, hi = part.partition("-")
+        try:
+            values = range(int(lo), int(hi) + 1) if sep else [int(lo)]
+        except ValueError:
+            raise ValueError(f"bad seed list {spec!r}: {part!r} is not N or N-M") from None
+        out.extend(v for v in values if v not in out)
+    if not out:
+        raise ValueError(f"empty seed list {spec!r}")
+    return out
+
+
+def sources_for_seeds(args: argparse.Namespace, seeds: list[int]):
+    """One registry source per seed (the other source arguments as given); opened lazily."""
+    from eventstereo.sources.registry import open_source
+
+    for seed in seeds:
+        a = copy.copy(args)
+        a.seed = seed
+        yield open_source(a)
+
+
+def store_from_args(args: argparse.Namespace, seeds: str | None, windows: int | None, settings: SBTSettings):
+    """A window store: the SBT cache ``args.cache`` if set, else windows encoded from registry sources
+    (one per seed of ``seeds`` when given)."""
+    if getattr(args, "cache", None):
+        from eventstereo.sources.cache import SBTCache
+
+        return SBTCache(args.cache)
+    seed_list = parse_seeds(seeds) if seeds else [args.seed]
+    return EncodedWindows.from_sources(sources_for_seeds(args, seed_list), settings,
+                                       windows_per_source=windows)
+
+
+def git_commit(cwd: str | os.PathLike | None = None) -> str:
+    """The checkout's commit (with "+dirty" when it has changes), or "unknown" outside git."""
+    try:
+        cwd = cwd or Path(__file__).resolve().parent
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, timeout=5)
+        if rev.returncode != 0:
+            return "unknown"
+        return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"

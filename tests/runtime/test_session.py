@@ -1,0 +1,116 @@
+import threading
+
+import numpy as np
+import pytest
+from toys import DISP, H, ToyMatcher, ToySource, W
+
+from eventstereo.events.sbt import SBTSettings
+from eventstereo.runtime.session import SessionOptions, StreamSession
+from eventstereo.sources.base import Source
+
+SETTINGS = SBTSettings(window_us=10_000, n_bins=2)
+NO_RATES = SessionOptions(measure_rates=False)
+
+
+def _readers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "eventstereo-reader"]
+
+
+def test_every_window_is_inferred_and_scored():
+    model = ToyMatcher()
+    session = StreamSession(ToySource(8), model, SETTINGS, NO_RATES)
+    results = list(session.run())
+    assert [r.index for r in results] == list(range(8))
+    assert [r.window.index for r in results] == list(range(8))
+    assert all(r.disparity.shape == (H, W) and r.disparity.dtype == np.float32 for r in results)
+    s = session.summary()
+    assert s["windows"] == s["gt_windows"] == 8
+    assert s["one_pa"] > 95.0 and s["mean_disp_err"] < 0.2
+    assert s["latency_ms"] > 0 and s["windows_per_s"] > 0
+    # MDE uses the source's fxB: a 0.1 px error at 3 px and fxB 0.5 is ~0.5 cm, not metres
+    assert s["mde_cm"] < 5.0
+    assert results[-1].metrics["one_pa"] == pytest.approx(s["one_pa"])
+    assert not _readers()
+
+
+def test_state_resets_at_start_and_on_gaps_only():
+    model = ToyMatcher()
+    results = list(StreamSession(ToySource(7, gap_at=(3,)), model, SETTINGS, NO_RATES).run())
+    assert [r.reset for r in results] == [True, False, False, True, False, False, False]
+    assert model.seen == [1, 2, 3, 1, 2, 3, 4]
+
+
+def test_threaded_and_inline_reading_give_the_same_maps():
+    a = [r.disparity for r in StreamSession(ToySource(5), ToyMatcher(), SETTINGS, NO_RATES).run()]
+    inline = SessionOptions(measure_rates=False, overlap=False)
+    b = [r.disparity for r in StreamSession(ToySource(5), ToyMatcher(), SETTINGS, inline).run()]
+    assert len(a) == len(b) == 5
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_stop_ends_the_run_and_the_reader(overlap):
+    session = StreamSession(ToySource(50), ToyMatcher(), SETTINGS,
+                            SessionOptions(measure_rates=False, overlap=overlap, queue_size=2))
+    seen = []
+    for r in session.run():
+        seen.append(r.index)
+        if r.index == 2:
+            threading.Thread(target=session.stop).start()
+            threading.Event().wait(0.2)
+    assert seen[:3] == [0, 1, 2] and len(seen) <= 4
+    assert session.stopped
+    assert not _readers()
+
+
+def test_max_windows_and_a_second_run_continue_the_source():
+    source = ToySource(10)
+    session = StreamSession(source, ToyMatcher(), SETTINGS, NO_RATES)
+    first = [r.window.index for r in session.run(max_windows=4)]
+    second = [r.window.index for r in session.run(max_windows=3)]
+    assert first == [0, 1, 2, 3]
+    assert second[0] >= 4 and len(second) == 3
+    assert session.summary()["windows"] == 3
+
+
+def test_a_reader_error_reaches_the_caller():
+    session = StreamSession(ToySource(10, fail_at=3), ToyMatcher(), SETTINGS, NO_RATES)
+    got = []
+    with pytest.raises(RuntimeError, match="broke at window 3"):
+        for r in session.run():
+            got.append(r.index)
+    assert got == [0, 1, 2]
+    assert not _readers()
+
+
+def test_seek_drops_stale_windows_and_resets_state():
+    model = ToyMatcher()
+    session = StreamSession(ToySource(30), model, SETTINGS, SessionOptions(measure_rates=False, queue_size=3))
+    out = []
+    for r in session.run(max_windows=12):
+        out.append((r.window.index, r.reset))
+        if r.index == 1:
+            session.seek(20 * 10_000)
+    idx = [i for i, _ in out]
+    assert idx[:2] == [0, 1]
+    after = idx.index(20)
+    assert all(i < 20 for i in idx[:after]) and out[after][1] is True
+    assert idx[after:] == list(range(20, 20 + len(idx) - after))
+    assert len(idx) - after >= 3
+
+
+def test_seek_on_a_source_that_cannot_raises():
+    class Fixed(ToySource):
+        seek = Source.seek  # the base class's: not implemented
+
+    session = StreamSession(Fixed(3), ToyMatcher(), SETTINGS, NO_RATES)
+    with pytest.raises(NotImplementedError):
+        session.seek(0)
+
+
+def test_left_and_right_reach_the_model_in_order():
+    r = next(iter(StreamSession(ToySource(2), ToyMatcher(), SETTINGS, NO_RATES)))
+    valid = np.isfinite(r.gt)
+    # swapped views would match at no positive disparity; two dots may share a row and blur a pixel
+    assert np.mean(np.abs(r.disparity[valid] - DISP) < 0.1) > 0.8
