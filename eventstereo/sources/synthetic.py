@@ -36,13 +36,14 @@ from eventstereo.sources.synthetic_scene import (
     Trajectory,
     box_faces,
     make_texture,
+    plane_face,
     rect_faces,
     rotation_xyz,
 )
 
 __all__ = [
     "Face", "LinearTrajectory", "RandomFlight", "SyntheticConfig", "SyntheticScene", "SyntheticStereoSource",
-    "Trajectory", "box_faces", "make_texture", "rect_faces", "rotation_xyz",
+    "Trajectory", "box_faces", "make_texture", "plane_face", "rect_faces", "rotation_xyz",
 ]
 
 log = logging.getLogger(__name__)
@@ -270,6 +271,18 @@ class SyntheticStereoSource(Source):
             cur.index = index
             cur.ready = False
         return self._step(cur, produce=True)
+
+    def render(self, t_us: float, view: str = "left") -> tuple[np.ndarray, np.ndarray]:
+        """The scene as the ``view`` ("left" or "right") camera sees it at ``t_us``: log intensity
+        (H, W) float32 and depth (H, W) float64 (inf where no surface). Like a DAVIS grey frame, for
+        display and checks; the events are threshold crossings of exactly this signal."""
+        if view not in ("left", "right"):
+            raise ValueError(f"view must be 'left' or 'right', not {view!r}")
+        w, h = self.sensor_size
+        out_l = np.empty((h, w), np.float32)
+        out_z = np.empty((h, w), np.float64)
+        self._render(t_us, 0 if view == "left" else 1, out_l, out_z)
+        return out_l, out_z
 
     # ---- generation -------------------------------------------------------------------------------
     def _rng(self, stream: int, *extra: int) -> np.random.Generator:

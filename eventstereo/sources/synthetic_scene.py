@@ -79,6 +79,27 @@ def rotation_xyz(pitch: float, yaw: float, roll: float) -> np.ndarray:
     return rz @ ry @ rx
 
 
+def plane_face(
+    origin, normal, texture: int, texel_m: float, *, brightness: float = 0.0,
+    offset: tuple[float, float] = (0.0, 0.0),
+) -> Face:
+    """An unbounded one-sided plane through ``origin``, seen from the side ``normal`` points to.
+
+    Texture axes: u = normal x world y (horizontal; world x when the normal is vertical) and
+    v = normal x u, so for a wall facing the camera (normal -z) u = +x and v = -y.
+    """
+    n = np.asarray(normal, np.float64)
+    n = n / np.linalg.norm(n)
+    u = np.cross(n, (0.0, 1.0, 0.0))
+    if np.linalg.norm(u) < 1e-6:
+        u = np.array([1.0, 0.0, 0.0])
+    u = u / np.linalg.norm(u)
+    v = np.cross(n, u)
+    inf = math.inf
+    return Face(np.asarray(origin, np.float64), u, v, (-inf, inf, -inf, inf), texture, texel_m, offset,
+                brightness, False)
+
+
 def rect_faces(
     center, rotation: np.ndarray, size: tuple[float, float], texture: int, texel_m: float,
     *, brightness: float = 0.0, offset: tuple[float, float] = (0.0, 0.0), two_sided: bool = True,
