@@ -1,0 +1,212 @@
+"""`eventstereo bench lif`: the fused LIF recurrence against the plain eager loop, in one run.
+
+Measures forward + backward time (median of interleaved repeats) and peak memory (bytes allocated
+above what exists before the call: inputs, parameters and the incoming gradient are allocated
+beforehand) of
+  (a) the neuron recurrence alone on given input currents [T, B, C, H, W] (backward from a given
+      gradient of the spikes, as a following layer would supply it), and
+  (b) a conv3x3-BN-LIF stack of the same shape on binary input spikes (backward to the weights),
+for the fused path, the eager loop and, when installed, spikingjelly's LIFNode (optional dependency).
+Peak memory on CPU comes from the profiler's allocator trace; on CUDA from the allocator statistics.
+With --json the last line is one JSON object: speedup_vs_eager and memory_ratio_vs_eager for (a),
+stack_speedup_vs_eager and stack_memory_ratio_vs_eager for (b), and the raw figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from eventstereo.snn import LIFNode, SeqToANN, reset_net
+
+Step = Callable[[], None]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_bytes(fn: Step, device: torch.device) -> int:
+    """Peak bytes allocated by torch while `fn` runs, above the level at its start."""
+    if device.type == "cuda":
+        _sync(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        fn()
+        _sync(device)
+        return torch.cuda.max_memory_allocated(device) - base
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "trace.json")
+        prof.export_chrome_trace(path)
+        with open(path) as f:
+            events = json.load(f)["traceEvents"]
+    totals = [e["args"]["Total Allocated"] for e in events if e.get("name") == "[memory]"]
+    return max([0, *totals])
+
+
+def time_interleaved(fns: dict[str, Step], repeats: int, warmup: int,
+                     device: torch.device) -> dict[str, float]:
+    """Median seconds per call; variants alternate within each repeat so load drift hits all alike."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            _sync(device)
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def _spikingjelly_lif(step_mode: str = "m") -> nn.Module | None:
+    try:
+        from spikingjelly.activation_based import neuron, surrogate
+    except ImportError:
+        return None
+    # Closest spikingjelly form: hard reset to 0, threshold 0.5, no input decay (tau only leaks v).
+    return neuron.LIFNode(tau=1.25, decay_input=False, v_threshold=0.5, v_reset=0.0,
+                          surrogate_function=surrogate.Sigmoid(), step_mode=step_mode)
+
+
+def _neuron_variants(sj: nn.Module | None) -> dict[str, nn.Module]:
+    variants: dict[str, nn.Module] = {
+        "fused": LIFNode(step_mode="m", backend="fused"),
+        "eager": LIFNode(step_mode="m", backend="eager"),
+    }
+    if sj is not None:
+        variants["spikingjelly"] = sj
+    return variants
+
+
+def _reset(m: nn.Module) -> None:
+    reset_net(m)
+    for sub in m.modules():  # spikingjelly's stateful modules have their own reset()
+        if type(sub).__module__.startswith("spikingjelly") and hasattr(sub, "reset"):
+            sub.reset()
+
+
+def bench_neuron(shape: tuple[int, ...], device: torch.device, repeats: int, warmup: int) -> dict[str, dict]:
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.randn(shape, generator=gen) * 0.5 + 0.3).to(device).requires_grad_()
+    grad = torch.randn(shape, generator=gen).to(device)
+    fns: dict[str, Step] = {}
+    for name, node in _neuron_variants(_spikingjelly_lif()).items():
+        node.to(device)
+
+        def step(node: nn.Module = node) -> None:
+            _reset(node)
+            s = node(x)
+            s.backward(grad)
+            x.grad = None
+
+        fns[name] = step
+    out = {k: {"peak_bytes": peak_bytes(fn, device)} for k, fn in fns.items()}
+    for k, t in time_interleaved(fns, repeats, warmup, device).items():
+        out[k]["seconds"] = t
+    return out
+
+
+def _stack(channels: int, neuron: nn.Module) -> nn.Module:
+    conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+    return nn.Sequential(SeqToANN(conv, nn.BatchNorm2d(channels), step_mode="m"), neuron)
+
+
+def bench_stack(shape: tuple[int, ...], device: torch.device, repeats: int, warmup: int) -> dict[str, dict]:
+    gen = torch.Generator().manual_seed(1)
+    x = (torch.rand(shape, generator=gen) < 0.2).float().to(device)
+    grad = torch.randn(shape, generator=gen).to(device)
+    fns: dict[str, Step] = {}
+    nets = {}
+    for name, node in _neuron_variants(_spikingjelly_lif()).items():
+        torch.manual_seed(2)
+        net = _stack(shape[2], node).to(device)
+        nets[name] = net
+
+        def step(net: nn.Module = net) -> None:
+            _reset(net)
+            s = net(x)
+            s.backward(grad)
+            for p in net.parameters():
+                p.grad = None
+
+        fns[name] = step
+    out = {k: {"peak_bytes": peak_bytes(fn, device)} for k, fn in fns.items()}
+    for k, t in time_interleaved(fns, repeats, warmup, device).items():
+        out[k]["seconds"] = t
+    return out
+
+
+def _summary(res: dict[str, dict], prefix: str) -> dict[str, float | None]:
+    f, e = res["fused"], res["eager"]
+    d: dict[str, float | None] = {
+        f"{prefix}fused_ms": f["seconds"] * 1e3,
+        f"{prefix}eager_ms": e["seconds"] * 1e3,
+        f"{prefix}fused_peak_mb": f["peak_bytes"] / 2**20,
+        f"{prefix}eager_peak_mb": e["peak_bytes"] / 2**20,
+        f"{prefix}speedup_vs_eager": e["seconds"] / f["seconds"],
+        f"{prefix}memory_ratio_vs_eager": f["peak_bytes"] / max(1, e["peak_bytes"]),
+    }
+    sj = res.get("spikingjelly")
+    d[f"{prefix}spikingjelly_ms"] = sj["seconds"] * 1e3 if sj else None
+    d[f"{prefix}speedup_vs_spikingjelly"] = sj["seconds"] / f["seconds"] if sj else None
+    d[f"{prefix}memory_ratio_vs_spikingjelly"] = f["peak_bytes"] / max(1, sj["peak_bytes"]) if sj else None
+    return d
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="eventstereo bench lif", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--T", type=int, default=8, help="time steps")
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--channels", type=int, default=64)
+    p.add_argument("--size", type=int, default=64, help="height = width")
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--no-stack", action="store_true", help="skip (b), the conv-BN-LIF stack")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    a = p.parse_args(argv)
+    device = torch.device(a.device)
+    shape = (a.T, a.batch, a.channels, a.size, a.size)
+
+    neuron = bench_neuron(shape, device, a.repeats, a.warmup)
+    result: dict[str, object] = {
+        "shape": list(shape), "device": str(device), "threads": torch.get_num_threads(),
+        "spikingjelly": "spikingjelly" in neuron, **_summary(neuron, ""),
+    }
+    if not a.no_stack:
+        result.update(_summary(bench_stack(shape, device, max(1, a.repeats // 2), 1), "stack_"))
+
+    print(f"LIF fwd+bwd, input {'x'.join(map(str, shape))} on {device} ({torch.get_num_threads()} threads)")
+    for label, prefix in (("(a) neuron alone", ""), ("(b) conv-BN-LIF", "stack_")):
+        r = {k[len(prefix):]: v for k, v in result.items() if k.startswith(prefix)}
+        if "fused_ms" not in r:
+            continue
+        print(f"{label}: fused {r['fused_ms']:.1f} ms, {r['fused_peak_mb']:.1f} MB | "
+              f"eager {r['eager_ms']:.1f} ms, {r['eager_peak_mb']:.1f} MB | "
+              f"speedup {r['speedup_vs_eager']:.2f}x, memory {r['memory_ratio_vs_eager']:.2f}x of eager")
+        if r.get("spikingjelly_ms") is not None:
+            print(f"    spikingjelly LIFNode {r['spikingjelly_ms']:.1f} ms "
+                  f"(fused speedup {r['speedup_vs_spikingjelly']:.2f}x, "
+                  f"memory {r['memory_ratio_vs_spikingjelly']:.2f}x)")
+    if not result["spikingjelly"]:
+        print("spikingjelly not installed: its column is skipped (pip install spikingjelly to add it)")
+    if a.json:
+        print(json.dumps(result))
+    return 0
