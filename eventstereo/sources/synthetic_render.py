@@ -36,8 +36,9 @@ C_K, C_N, C_U, C_A0, C_V, C_B0 = 0, 1, 4, 7, 8, 11
 C_AMIN, C_AMAX, C_BMIN, C_BMAX, C_INV_TEXEL, C_OFF_A, C_OFF_B, C_BRIGHT = 12, 13, 14, 15, 16, 17, 18, 19
 COEF_COLUMNS = 20
 NEAR_M = 1e-3
-# Fast-math without the no-inf/no-nan assumptions: depth uses inf for "no surface".
-_FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
+# Fast-math limited to reciprocals and signed zeros: depth uses inf for "no surface" (so no ninf/nnan), and
+# no FMA contraction, so results depend less on the CPU the kernels are compiled for.
+_FAST = {"nsz", "arcp"}
 
 
 def prepare_faces(

@@ -238,10 +238,14 @@ class SyntheticScene:
         bad = (self.face_table[:, F_TEX] < 0) | (self.face_table[:, F_TEX] >= len(textures))
         if bad.any():
             raise ValueError(f"face {int(np.flatnonzero(bad)[0])} names a texture that does not exist")
-        self.textures = textures
         self.background = float(background)
         # One wrapped extra row and column, so the renderer's bilinear taps never wrap.
         self.padded_textures = np.ascontiguousarray(np.pad(textures, ((0, 0), (0, 1), (0, 1)), mode="wrap"))
+
+    @property
+    def textures(self) -> np.ndarray:
+        """The (N, S, S) texture tiles (a view of the padded copy the renderer reads)."""
+        return self.padded_textures[:, :-1, :-1]
 
     @classmethod
     def random(
