@@ -83,7 +83,7 @@ def test_cache_holds_the_encoded_windows(tmp_path):
     settings = SBTSettings()
     path = write_sbt_cache(ListSource(wins), tmp_path / "c.h5", settings, progress=False)
     with h5py.File(path) as f:
-        assert f["left"].dtype == np.int8 and f["left"].compression == "lzf"
+        assert f["left"].dtype == np.int8 and f["left"].id.get_create_plist().get_nfilters() == 1
     with SBTCache(path) as cache:
         assert len(cache) == 8 and cache.sensor_size == SIZE and cache.fxb == 2.5
         assert cache.max_disparity == 31 and cache.sbt_settings == settings

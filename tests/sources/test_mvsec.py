@@ -504,3 +504,14 @@ def test_bad_or_missing_calibration(tmp_path, tiny):
     (root / "indoor_flying_right_y_map.txt").unlink()
     with pytest.raises(InputError, match="incomplete map files"):
         MVSECSource(root, sequence=SEQ)
+
+
+def test_bench_sources_runs_on_a_short_recording(capsys):
+    import json
+
+    from eventstereo.bench import sources as bench
+
+    assert bench.main(["--seconds", "0.3", "--rate", "20000", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["windows"] == 6 and res["windows_per_s"] > 0 and res["baseline_windows_per_s"] > 0
+    assert res["events_per_window"] > 0 and "meets_target" in res
