@@ -162,6 +162,10 @@ def _camera_matrices(
     except (KeyError, TypeError, ValueError) as e:
         raise InputError(f"camera '{name}' lacks intrinsics/resolution ({e})", source=source) from None
     model = str(cam.get("distortion_model", "equidistant"))
+    if model == "equidistant" and dist.size != 4:
+        raise InputError(
+            f"camera '{name}': equidistant distortion needs 4 coefficients, got {dist.size}", source=source
+        )
     k = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], np.float64)
     return k, dist, model, res
 
@@ -205,7 +209,7 @@ def maps_from_camchain(calib: dict, source: str) -> RectifyMaps:
     out = []
     for k, d, model, r, p in ((k0, d0, m0, r0, p0), (k1, d1, m1, r1, p1)):
         if model == "equidistant":
-            und = cv2.fisheye.undistortPoints(pts, k, d.reshape(4, 1)[:4], R=r, P=p)
+            und = cv2.fisheye.undistortPoints(pts, k, d.reshape(4, 1), R=r, P=p)
         elif model in ("radtan", "plumb_bob"):
             und = cv2.undistortPoints(pts, k, d, R=r, P=p)
         else:
@@ -412,9 +416,6 @@ class EventColumn:
             k = _convert_rows(blk, a, e, self.t0, rx, ry, rectify, out, k)
             row = b * self.block_rows + e
         return out[:k]
-
-    def first_time(self) -> float:
-        return float(read_item(self.ds, (0, 2), what=self.where))
 
     def last_time(self) -> float:
         return float(read_item(self.ds, (self.n - 1, 2), what=self.where))
