@@ -220,7 +220,7 @@ def _np(t: Tensor) -> np.ndarray:
     return t.detach().numpy()
 
 
-_MIN_WORK = 1 << 18  # elements x steps below which one thread is faster than waking others
+_MIN_WORK = 1 << 20  # elements x steps per extra thread (~1 ms of work): below, handing off costs more
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
 _pool_lock = threading.Lock()

@@ -1,0 +1,86 @@
+"""`eventstereo bench probes`: cost of keeping FiringRateProbe attached while streaming.
+
+A small spiking network of the stereo feature net's kind (SBT input, conv-BN-LIF layers at about the
+1/3 resolution of a DAVIS346) runs single-step windows under no_grad; the probe is attached on every
+other window, so that load drift on a shared machine hits both sets alike. The overhead is the
+relative difference of the median per-window times; the target is below 5 %.
+With --json the last line is one JSON object with ``overhead`` (a fraction) and the raw figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from eventstereo.snn import FiringRateProbe, LIFNode, reset_net
+
+
+def _net(in_ch: int, ch: int, layers: int) -> nn.Module:
+    mods: list[nn.Module] = []
+    c = in_ch
+    for _ in range(layers):
+        mods += [nn.Conv2d(c, ch, 3, padding=1, bias=False), nn.BatchNorm2d(ch), LIFNode()]
+        c = ch
+    return nn.Sequential(*mods).eval()
+
+
+def measure(height: int, width: int, channels: int, layers: int, windows: int, repeats: int) -> dict:
+    torch.manual_seed(0)
+    net = _net(5, channels, layers)
+    frames = [torch.randint(-1, 2, (1, 5, height, width)).float() for _ in range(windows)]
+    probe = FiringRateProbe(net)
+    with torch.no_grad():
+        for f in frames[:3]:  # warm-up (and compile the fused kernels)
+            net(f)
+    plain: list[float] = []
+    probed: list[float] = []
+    with torch.no_grad():
+        for r in range(repeats):
+            reset_net(net)
+            for i, f in enumerate(frames):
+                on = (i + r) % 2 == 1  # alternate window by window: both see the same load
+                if on:
+                    probe.attach()
+                t0 = time.perf_counter()
+                net(f)
+                dt = time.perf_counter() - t0
+                if on:
+                    probe.detach()
+                (probed if on else plain).append(dt)
+    rates = probe.rates()
+    t_plain, t_probe = statistics.median(plain), statistics.median(probed)
+    return {
+        "window_ms": t_plain * 1e3,
+        "window_ms_with_probe": t_probe * 1e3,
+        "overhead": (t_probe - t_plain) / t_plain,
+        "layers": len(probe.names),
+        "mean_rate": probe.mean_rate(),
+        "rates": rates,
+    }
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="eventstereo bench probes", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--height", type=int, default=88)
+    p.add_argument("--width", type=int, default=116)
+    p.add_argument("--channels", type=int, default=32)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--windows", type=int, default=40, help="windows per sequence")
+    p.add_argument("--repeats", type=int, default=5, help="sequences (the probe alternates per window)")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    a = p.parse_args(argv)
+    r = measure(a.height, a.width, a.channels, a.layers, a.windows, a.repeats)
+    print(f"{a.layers} conv-BN-LIF layers, {a.channels} ch, {a.height}x{a.width}, single-step, no_grad, "
+          f"{torch.get_num_threads()} threads")
+    print(f"per window: {r['window_ms']:.3f} ms plain, {r['window_ms_with_probe']:.3f} ms with probe: "
+          f"overhead {100 * r['overhead']:+.2f} % (target < 5 %)")
+    print(f"mean firing rate {r['mean_rate']:.4f} over {r['layers']} layers")
+    if a.json:
+        print(json.dumps(r))
+    return 0
