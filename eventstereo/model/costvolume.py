@@ -1,0 +1,103 @@
+"""Concatenation cost volume and the first 3-D layer on it, computed without building the volume.
+
+The volume at 1/3 resolution (REFERENCE §6) stacks, for each disparity plane d, the left features and
+the right features shifted by d columns: ``V[d] = [L, R(x - d)]`` with zeros where ``x - d < 0``. Plane
+d stands for a full-resolution disparity of 3d. The matching net's first layer is a 3x3x3 convolution
+of that volume (2C -> C' channels), by far the largest layer if evaluated as written (D x the work of a
+2-D conv). It is linear, so it splits exactly into
+
+- the left half: ``L`` is the same on every plane, so it is a 2-D conv of L with the kernel summed over
+  the three plane taps (minus the missing tap on the first and last plane);
+- the right half: convolution commutes with the shift, so it is three 2-D convs of R (one per plane
+  tap), each added shifted by its plane's disparity, plus a one-column correction where the volume
+  cuts R off at the right border.
+
+:class:`CostVolumeStem` does that: about 2 x 3 2-D convs at 1/3 resolution instead of a 3-D conv over
+``D`` planes, bit-for-bit the same function up to float rounding (tested against :func:`concat_volume`
+followed by ``F.conv3d``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from eventstereo.model.ops import ConvBN, _bn_trains, _run_bn, call_forward_hooks
+
+
+def concat_volume(left: Tensor, right: Tensor, planes: int) -> Tensor:
+    """Reference volume (N, D, 2C, H, W) from (N, C, H, W) features: plane d = [L, R shifted by d]."""
+    n, c, h, w = left.shape
+    vol = left.new_zeros(n, planes, 2 * c, h, w)
+    vol[:, :, :c] = left.unsqueeze(1)
+    for d in range(min(planes, w)):
+        vol[:, d, c:, :, d:] = right[..., : w - d]
+    return vol
+
+
+def volume_conv3d(left: Tensor, right: Tensor, planes: int, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """``conv3d(concat_volume(left, right, planes), weight, bias, padding=1)`` in (N, D, C', H, W) layout,
+    computed with 2-D convolutions only (see the module docstring)."""
+    n, c, h, w = left.shape
+    if weight.shape[1] != 2 * c or weight.shape[2:] != (3, 3, 3):
+        raise ValueError(f"weight {tuple(weight.shape)} does not fit features with {c} channels")
+    co = weight.shape[0]
+    wl, wr = weight[:, :c], weight[:, c:]
+    # left half: one conv for the summed kernel and the two taps missing on the end planes
+    a = F.conv2d(left, torch.cat([wl.sum(2), wl[:, :, 0], wl[:, :, 2]]), padding=1)
+    a_all, a_first_missing, a_last_missing = a.split(co, dim=1)
+    # right half: each plane tap kd, evaluated at x0 = -1 .. w-1 (one extra column on the left)
+    b = F.conv2d(F.pad(right, (2, 1, 1, 1)), torch.cat([wr[:, :, k] for k in range(3)]))
+    b = b.split(co, dim=1)
+    # the right-most kernel column alone: what the border cut removes from the last output column
+    edge = F.conv2d(right, torch.cat([wr[:, :, k, :, 2:3] for k in range(3)]), padding=(1, 0))
+    edge = edge.split(co, dim=1)
+    out = []
+    for d in range(planes):
+        plane = a_all
+        if d == 0:
+            plane = plane - a_first_missing
+        if d == planes - 1:
+            plane = plane - a_last_missing
+        plane = plane.clone() if plane is a_all else plane
+        for k in range(3):
+            src = d + k - 1  # the volume plane this kernel tap reads, = its disparity shift
+            if src < 0 or src >= planes or src > w:
+                continue
+            if src == 0:
+                plane = plane + b[k][..., 1:]
+            else:
+                plane[..., src - 1 :] += b[k][..., : w - src + 1]
+                plane[..., w - 1] -= edge[k][..., w - src]
+        out.append(plane)
+    vol = torch.stack(out, dim=1)
+    if bias is not None:
+        vol = vol + bias.view(1, 1, -1, 1, 1)
+    return vol
+
+
+class CostVolumeStem(ConvBN):
+    """``matching.stem0``: BN(conv3x3x3(concat volume)) -> neuron, the volume never materialised.
+
+    Parameters are those of an ``nn.Conv3d(2C, C', 3)`` on the volume plus a BatchNorm3d, so the layer
+    folds and counts like any 3-D conv (forward hooks of ``conv`` see the volume and the output).
+    """
+
+    def __init__(self, c_feat: int, c_out: int, neuron: nn.Module):
+        super().__init__(2 * c_feat, c_out, 3, dim=3)
+        self.neuron = neuron
+
+    def forward(self, left: Tensor, right: Tensor, planes: int) -> Tensor:  # type: ignore[override]
+        """The current (N, D, C', H, W); the caller fires ``self.neuron`` (it owns the step layout)."""
+        train_bn = _bn_trains(self.bn)
+        if train_bn:
+            weight, bias = self.conv.weight, self.conv.bias
+        else:
+            weight, bias = self.folded()
+        y = volume_conv3d(left, right, planes, weight, bias)
+        if self.conv._forward_hooks:
+            call_forward_hooks(self.conv, (concat_volume(left, right, planes),), y)
+        if train_bn:
+            y = _run_bn(self.bn, y.flatten(0, 1)).unflatten(0, y.shape[:2])
+        return y

@@ -1,0 +1,289 @@
+"""The op vocabulary of SpikeDHS (REFERENCE §6), shared by the deployed network and the NAS supernet.
+
+``OPS[name](c_in, c_out, dim=2|3, external=bool)`` builds one edge op. Every op returns the pre-spike
+CURRENT, not spikes: cells mix at the membrane, so the node sums its edge currents into one membrane
+and spikes once (the paper's "MM" mixing). The ops:
+
+- ``snn_b3`` / ``snn_b5``: BN(conv3x3(x)) (conv3x3x3 in 3-D). The "b" is the Dspike temperature the op
+  asks of the node neuron that integrates its current (:data:`OP_TEMPERATURE`); the genotype rule
+  (first non-skip op listed for the node wins) lives in ``eventstereo.model.genotype``.
+- ``skip_connect``: the identity between nodes of a cell (the current is the source node's spikes);
+  from outside the cell (``external=True``: inputs s0/s1, whose widths differ) it is BN(conv1x1(x)),
+  the channel-aligning pre-processing of DARTS merged into the op, as the paper does.
+
+Layouts: 2-D feature maps are (N, C, H, W). 3-D feature maps are (N, D, C, H, W), disparity-major,
+because a conv3x3x3 is evaluated as ONE Conv2d over the three neighbouring disparity planes stacked as
+channels (``Conv2d(3C -> C')`` on the (N*D, 3C, H, W) view). That is the same arithmetic as Conv3d with
+zero padding over D, and small Conv3d kernels are 5-10x slower on CPU (REFERENCE §11). Parameters keep
+the 3-D op's shape (``conv.weight`` is (C', C, 3, 3, 3) of an ``nn.Conv3d``; BN is a BatchNorm3d) so a
+genotype means one thing and BN folding and state dicts see ordinary layers.
+
+:func:`conv_currents` runs several ConvBN ops that read the same input as one convolution with
+concatenated output channels (REFERENCE §11: fewer, wider kernels). With BN in eval mode it folds BN into
+that convolution. It calls the forward hooks of each op's ``conv`` with the op's own input and output,
+so ``eventstereo.snn.energy.count_ops`` counts the work of the fused call per op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+PRIMITIVES: tuple[str, ...] = ("skip_connect", "snn_b3", "snn_b5")  # index order of the published logs
+OP_TEMPERATURE: dict[str, float] = {"snn_b3": 3.0, "snn_b5": 5.0}
+
+
+class ConvBN(nn.Module):
+    """``bn(conv(x))`` with 'same' zero padding: the current a spiking conv feeds its neuron.
+
+    ``conv`` has no bias (BN supplies it) unless BatchNorm was folded (``bn`` is then ``nn.Identity``).
+    ``stride`` is 1 in cells; stems use it to downsample.
+    """
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, dim: int = 2, *, stride: int = 1,
+                 padding: int | None = None):
+        super().__init__()
+        if dim not in (2, 3):
+            raise ValueError(f"dim must be 2 or 3, got {dim}")
+        if dim == 3 and (kernel not in (1, 3) or stride != 1 or padding not in (None, kernel // 2)):
+            raise ValueError("3-D ConvBN supports kernel 1 or 3 with stride 1 and 'same' padding")
+        self.dim = dim
+        self.kernel = kernel
+        self.stride = stride
+        self.padding = kernel // 2 if padding is None else padding
+        conv_cls, bn_cls = (nn.Conv2d, nn.BatchNorm2d) if dim == 2 else (nn.Conv3d, nn.BatchNorm3d)
+        self.conv = conv_cls(c_in, c_out, kernel, stride=stride, padding=self.padding, bias=False)
+        self.bn: nn.Module = bn_cls(c_out)
+
+    @property
+    def out_channels(self) -> int:
+        return self.conv.out_channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        return conv_currents([self], x)[0]
+
+    def folded(self) -> tuple[Tensor, Tensor]:
+        """(weight, bias) of the conv with eval-mode BN folded in (differentiable; nothing modified)."""
+        w = self.conv.weight
+        b = self.conv.bias if self.conv.bias is not None else w.new_zeros(w.shape[0])
+        bn = self.bn
+        if isinstance(bn, nn.modules.batchnorm._BatchNorm):
+            k = torch.rsqrt(bn.running_var + bn.eps)
+            if bn.weight is not None:
+                k = k * bn.weight
+            b = (b - bn.running_mean) * k
+            if bn.bias is not None:
+                b = b + bn.bias
+            w = w * k.view((-1,) + (1,) * (w.dim() - 1))
+        return w, b
+
+
+def _bn_trains(bn: nn.Module) -> bool:
+    """True if ``bn`` normalises with batch statistics (then it cannot be folded into the conv)."""
+    return isinstance(bn, nn.modules.batchnorm._BatchNorm) and (
+        bn.training or bn.running_mean is None or bn.running_var is None
+    )
+
+
+def stack_planes(x: Tensor, stride: int = 1) -> Tensor:
+    """(N, D, C, H, W) -> (N, D', 3C, H, W): planes d-1, d, d+1 side by side for d = 0, s, 2s, ...
+    (zeros beyond the ends); only the planes a stride-s conv reads are built."""
+    n, d, c, h, w = x.shape
+    centres = range(0, d, stride)
+    out = x.new_empty(n, len(centres), 3 * c, h, w)
+    out[:, :, c : 2 * c] = x[:, ::stride]
+    out[:, 0, :c] = 0
+    prev = x[:, stride - 1 :: stride][:, : len(centres) - 1]
+    out[:, 1:, :c] = prev
+    nxt = x[:, 1::stride]
+    out[:, : nxt.shape[1], 2 * c :] = nxt
+    out[:, nxt.shape[1] :, 2 * c :] = 0
+    return out
+
+
+def weight_3d_as_2d(weight: Tensor) -> Tensor:
+    """Conv3d weight (C', C, 3, k, k) -> Conv2d weight (C', 3C, k, k) matching :func:`stack_planes`."""
+    co, ci, kd, kh, kw = weight.shape
+    return weight.permute(0, 2, 1, 3, 4).reshape(co, kd * ci, kh, kw)
+
+
+def conv_nd(x: Tensor, weight: Tensor, bias: Tensor | None, *, stride: int = 1,
+            padding: int | None = None) -> Tensor:
+    """The convolution of a ConvBN's conv in this module's layouts; returns a flat (M, C', H', W').
+
+    2-D: ordinary conv2d, M = N. 3-D (x (N, D, C, H, W), weight 5-D): 'same' Conv3d over (D, H, W)
+    evaluated as a Conv2d over stacked disparity planes, M = N * D'. A 3-D ``stride`` s evaluates the
+    same conv only at every s-th plane, row and column (what nearest downsampling of its output keeps).
+    """
+    if weight.dim() == 4:
+        pad = weight.shape[-1] // 2 if padding is None else padding
+        return F.conv2d(x, weight, bias, stride=stride, padding=pad)
+    if x.dim() != 5:
+        raise ValueError(f"3-D ops take (N, D, C, H, W) feature maps, got shape {tuple(x.shape)}")
+    k = weight.shape[-1]
+    if k == 1:
+        if stride > 1:
+            x = x[:, ::stride, :, ::stride, ::stride]
+        return F.conv2d(x.flatten(0, 1), weight[:, :, 0], bias)
+    stacked = stack_planes(x, stride)
+    return F.conv2d(stacked.flatten(0, 1), weight_3d_as_2d(weight), bias, stride=stride, padding=k // 2)
+
+
+# Nearest x2 upsampling followed by a 'same' 3x3 conv only ever combines, per output phase (even or odd
+# row), two input rows with summed kernel taps: even rows see rows q-1 | q with taps k0 | k1+k2, odd
+# rows q | q+1 with k0+k1 | k2. So the conv runs at the coarse resolution with 2x2 kernels, one per
+# phase, and the phases are interleaved: the same numbers, 27/8 (3-D) or 9/4 (2-D) times less work.
+_PHASE_TAPS = ((1.0, 0.0, 0.0), (0.0, 1.0, 1.0)), ((1.0, 1.0, 0.0), (0.0, 0.0, 1.0))  # [phase][tap][k]
+
+
+def _phase_weights(w: Tensor) -> Tensor:
+    """(C', C, 3, 3) -> (4C', C, 2, 2): the 2x2 kernel of each (row phase, column phase)."""
+    p = torch.tensor(_PHASE_TAPS, dtype=w.dtype, device=w.device)
+    co, ci = w.shape[:2]
+    return torch.einsum("rak,oikl,sbl->rsoiab", p, w, p).reshape(4 * co, ci, 2, 2)
+
+
+def _conv2d_up2(x: Tensor, w: Tensor, bias: Tensor | None) -> Tensor:
+    """conv2d(nearest_up2(x), w (C', C, 3, 3), bias, padding=1) computed at x's resolution."""
+    m, _, h, wd = x.shape
+    co = w.shape[0]
+    y = F.conv2d(F.pad(x, (1, 1, 1, 1)), _phase_weights(w), None if bias is None else bias.repeat(4))
+    y = y.view(m, 2, 2, co, h + 1, wd + 1)
+    rows = [torch.stack([y[:, rh, rw, :, rh : rh + h, rw : rw + wd] for rw in (0, 1)], dim=-1)
+            for rh in (0, 1)]
+    return torch.stack(rows, dim=3).reshape(m, co, 2 * h, 2 * wd)
+
+
+def _conv3d_up2(x: Tensor, weight: Tensor, bias: Tensor | None, planes: int) -> Tensor:
+    """Flat 'same' conv3x3x3 of the nearest x2 upsampling of x (N, Dl, C, h, w), cropped to ``planes``."""
+    n, dl, c, h, w = x.shape
+    if planes not in (2 * dl - 1, 2 * dl):
+        raise ValueError(f"x2 upsampling of {dl} planes cannot give {planes}")
+    w0, w1, w2 = weight.unbind(2)
+    zero = x.new_zeros(n, 1, c, h, w)
+    even_in = torch.cat([torch.cat([zero, x[:, :-1]], 1), x], 2)  # planes q-1 | q
+    even = _conv2d_up2(even_in.flatten(0, 1), torch.cat([w0, w1 + w2], 1), bias).unflatten(0, (n, dl))
+    n_odd = planes // 2
+    if planes % 2:  # the last (even) plane has no plane after it: take its k2 tap back out
+        even[:, -1] -= _conv2d_up2(x[:, -1], w2, None)
+    if n_odd == 0:
+        return even.flatten(0, 1)
+    odd_in = torch.cat([x[:, :n_odd], torch.cat([x[:, 1:], zero], 1)[:, :n_odd]], 2)  # planes q | q+1
+    odd = _conv2d_up2(odd_in.flatten(0, 1), torch.cat([w0 + w1, w2], 1), bias).unflatten(0, (n, n_odd))
+    out = torch.stack([even[:, :n_odd], odd], 2).flatten(1, 2)
+    if planes % 2:
+        out = torch.cat([out, even[:, -1:]], 1)
+    return out.flatten(0, 1)
+
+
+def upsample2(x: Tensor, planes: int | None = None) -> Tensor:
+    """Nearest x2 upsampling: (N, C, h, w) -> (N, C, 2h, 2w), or (N, D, C, h, w) -> (N, planes, C, 2h, 2w)."""
+    if x.dim() == 4:
+        return F.interpolate(x, scale_factor=2, mode="nearest")
+    n = x.shape[0]
+    x = x.repeat_interleave(2, dim=1)[:, :planes]
+    return F.interpolate(x.flatten(0, 1), scale_factor=2, mode="nearest").unflatten(0, (n, -1))
+
+
+def conv_nd_up2(x: Tensor, weight: Tensor, bias: Tensor | None, planes: int | None = None) -> Tensor:
+    """``conv_nd(upsample2(x, planes), weight, bias)`` (stride 1, 'same') without upsampling the input."""
+    k = weight.shape[-1]
+    if weight.dim() == 4:
+        if k == 1:
+            return upsample2(F.conv2d(x, weight, bias))
+        return _conv2d_up2(x, weight, bias)
+    if k == 1:
+        y = F.conv2d(x.flatten(0, 1), weight[:, :, 0], bias).unflatten(0, x.shape[:2])
+        return upsample2(y, planes).flatten(0, 1)
+    return _conv3d_up2(x, weight, bias, planes)
+
+
+def _run_bn(bn: nn.Module, y: Tensor) -> Tensor:
+    """Apply an op's BN module to a flat (M, C, H, W) current (a BatchNorm3d sees it as (M, C, 1, H, W),
+    which has the statistics of the (N, C, D, H, W) volume)."""
+    if isinstance(bn, nn.BatchNorm3d):
+        return bn(y.unsqueeze(2)).squeeze(2)
+    return bn(y)
+
+
+def call_forward_hooks(module: nn.Module, inputs: tuple, output: Tensor) -> None:
+    """Run `module`'s forward hooks as if it had been called (the fused paths never call it)."""
+    hooks = module._forward_hooks
+    if not hooks:
+        return
+    with_kwargs = module._forward_hooks_with_kwargs
+    for hook_id, hook in list(hooks.items()):
+        if hook_id in with_kwargs:
+            hook(module, inputs, {}, output)
+        else:
+            hook(module, inputs, output)
+
+
+def conv_currents(ops: Sequence[ConvBN], x: Tensor, *, stride: int | None = None, up2: bool = False,
+                  planes: int | None = None) -> list[Tensor]:
+    """The current of each op in `ops` on the common input `x`, computed by one convolution.
+
+    All ops share dim, kernel, stride and padding; ``stride`` overrides the ops' stride (a stem whose
+    output is only read at a coarser level computes just those positions). ``up2``: the ops read the
+    nearest x2 upsampling of `x` (to ``planes`` disparity planes in 3-D), computed without building it.
+    Returns tensors in the input's layout family:
+    (N, C', H', W') for 2-D, (N, D, C', H, W) for 3-D. BN in training mode is applied per op on its
+    slice (each op keeps its own running statistics); in eval mode it is folded into the fused conv.
+    """
+    first = ops[0]
+    for op in ops[1:]:
+        if (op.dim, op.kernel, op.stride, op.padding) != (first.dim, first.kernel, first.stride,
+                                                          first.padding):
+            raise ValueError("conv_currents needs ops of one dim, kernel, stride and padding")
+    sizes = [op.out_channels for op in ops]
+    train_bn = any(_bn_trains(op.bn) for op in ops)
+    if train_bn:
+        weights = [op.conv.weight for op in ops]
+        biases = [op.conv.bias for op in ops]
+        bias = None if all(b is None for b in biases) else torch.cat(
+            [b if b is not None else w.new_zeros(w.shape[0]) for w, b in zip(weights, biases)]
+        )
+    else:
+        weights, biases = zip(*(op.folded() for op in ops))
+        bias = torch.cat(biases) if len(biases) > 1 else biases[0]
+    weight = torch.cat(weights) if len(weights) > 1 else weights[0]
+    if up2:
+        if first.stride != 1 or first.padding != first.kernel // 2 or (stride or 1) != 1:
+            raise ValueError("up2 needs stride 1 'same' convolutions")
+        y = conv_nd_up2(x, weight, bias, planes)
+    else:
+        y = conv_nd(x, weight, bias, stride=first.stride if stride is None else stride, padding=first.padding)
+    chunks = list(y.split(sizes, dim=1)) if len(ops) > 1 else [y]
+    if any(op.conv._forward_hooks for op in ops):
+        seen = upsample2(x, planes) if up2 else x
+        for op, chunk in zip(ops, chunks):
+            call_forward_hooks(op.conv, (seen,), chunk)
+    if train_bn:
+        chunks = [_run_bn(op.bn, c) for op, c in zip(ops, chunks)]
+    if first.dim == 3:
+        chunks = [c.unflatten(0, (x.shape[0], -1)) for c in chunks]
+    return chunks
+
+
+def _skip_connect(c_in: int, c_out: int, *, dim: int = 2, external: bool = False) -> nn.Module:
+    if external:
+        return ConvBN(c_in, c_out, 1, dim)
+    if c_in != c_out:
+        raise ValueError(f"skip_connect between nodes needs equal widths, got {c_in} -> {c_out}")
+    return nn.Identity()
+
+
+def _snn_conv(c_in: int, c_out: int, *, dim: int = 2, external: bool = False) -> nn.Module:
+    del external  # a conv aligns widths by itself
+    return ConvBN(c_in, c_out, 3, dim)
+
+
+OPS: dict[str, Callable[..., nn.Module]] = {
+    "skip_connect": _skip_connect,
+    "snn_b3": _snn_conv,
+    "snn_b5": _snn_conv,
+}
+"""Op name -> factory ``(c_in, c_out, *, dim, external) -> module returning the current``."""
