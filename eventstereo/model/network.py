@@ -44,6 +44,7 @@ from eventstereo.model.genotype import (
     DEFAULT_GENOTYPE,
     STEM_STRIDE,
     NetGenotype,
+    NeuronSettings,
     StereoGenotype,
     edge_endpoints,
     load_genotype,
@@ -51,6 +52,10 @@ from eventstereo.model.genotype import (
 )
 from eventstereo.model.ops import OPS, ConvBN, call_forward_hooks, conv_currents, conv_nd, conv_nd_up2
 from eventstereo.snn.neurons import BaseNeuron, NeuronSpec, detach_net, make_neuron, reset_net, set_step_mode
+
+DEMO_FILTER_MULTIPLIER = 2
+"""Width of the small demo model (``build_stereo_model(filter_multiplier=DEMO_FILTER_MULTIPLIER)``):
+the published architecture at 1/4 of the paper's width, for live use on a laptop CPU."""
 
 
 def fire(neuron: nn.Module, current: Tensor, steps: int) -> Tensor:
@@ -284,6 +289,18 @@ class SpikeDHSStereo(nn.Module):
         """The spec each spiking layer runs with now (TPS/DGS/HNS may have changed them)."""
         return {name: m.spec for name, m in self.named_modules() if isinstance(m, BaseNeuron)}
 
+    def current_genotype(self) -> StereoGenotype:
+        """The genotype with the neurons as they are now: every layer whose spec differs from the default
+        (with its op's temperature) becomes an override, so saving and rebuilding gives the same net."""
+        g = self.genotype
+        default = g.neurons.default
+        overrides = {}
+        for name, spec in self.neuron_specs().items():
+            base = NeuronSettings(default=default).spec_for(name, _op_temperature(g, name))
+            if spec != base:
+                overrides[name] = spec
+        return g.with_changes(neurons=NeuronSettings(default=default, overrides=overrides))
+
     def reset(self) -> None:
         """Forget all neuron state (new sequence, seek, gap, or a change of input size)."""
         reset_net(self)
@@ -375,7 +392,7 @@ def build_stereo_model(
         changes["in_channels"] = in_channels
     if neuron is not None:
         spec = neuron if isinstance(neuron, NeuronSpec) else NeuronSpec.from_dict(neuron)
-        changes["neurons"] = type(g.neurons)(default=spec, overrides=g.neurons.overrides)
+        changes["neurons"] = NeuronSettings(default=spec, overrides=g.neurons.overrides)
     if changes:
         g = g.with_changes(**changes)
     return SpikeDHSStereo(g)
