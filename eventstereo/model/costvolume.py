@@ -53,27 +53,22 @@ def volume_conv3d(left: Tensor, right: Tensor, planes: int, weight: Tensor, bias
     # the right-most kernel column alone: what the border cut removes from the last output column
     edge = F.conv2d(right, torch.cat([wr[:, :, k, :, 2:3] for k in range(3)]), padding=(1, 0))
     edge = edge.split(co, dim=1)
-    out = []
+    if bias is not None:
+        a_all = a_all + bias.view(1, -1, 1, 1)
+    vol = a_all.unsqueeze(1).expand(n, planes, co, h, w).clone()
+    vol[:, 0] -= a_first_missing
+    vol[:, planes - 1] -= a_last_missing
     for d in range(planes):
-        plane = a_all
-        if d == 0:
-            plane = plane - a_first_missing
-        if d == planes - 1:
-            plane = plane - a_last_missing
-        plane = plane.clone() if plane is a_all else plane
+        plane = vol[:, d]
         for k in range(3):
             src = d + k - 1  # the volume plane this kernel tap reads, = its disparity shift
             if src < 0 or src >= planes or src > w:
                 continue
             if src == 0:
-                plane = plane + b[k][..., 1:]
+                plane += b[k][..., 1:]
             else:
                 plane[..., src - 1 :] += b[k][..., : w - src + 1]
                 plane[..., w - 1] -= edge[k][..., w - src]
-        out.append(plane)
-    vol = torch.stack(out, dim=1)
-    if bias is not None:
-        vol = vol + bias.view(1, 1, -1, 1, 1)
     return vol
 
 
