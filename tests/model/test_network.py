@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from eventstereo.errors import InputError
-from eventstereo.model import GENOTYPES, StereoGenotype, build_stereo_model, neuron_layer_names
+from eventstereo.model import GENOTYPES, NetGenotype, StereoGenotype, build_stereo_model, neuron_layer_names
 from eventstereo.model.genotype import edge_endpoints
 from eventstereo.snn import FiringRateProbe, count_ops, fold_batchnorms
 from eventstereo.snn.neurons import BaseNeuron, neurons
@@ -129,14 +129,24 @@ def reference_step(model, left, right):
 
 
 # --------------------------------------------------------------------------------------------- tests
-@pytest.mark.parametrize("size", [(H, W), (25, 37)])
-@pytest.mark.parametrize("matching_path", [(1, 2, 2, 1), (0, 1, 0), (1, 2, 3, 2)])
-def test_fast_network_equals_reference(size, matching_path):
-    g = GENOTYPES["spikedhs_stereo"].with_changes(
+@pytest.mark.parametrize(
+    "size, feature_path, matching_path",
+    [
+        ((H, W), (1, 0), (1, 2, 2, 1)),  # the published paths
+        ((25, 37), (1, 0), (1, 2, 2, 1)),  # padding and cropping
+        ((H, W), (1, 2), (1, 2, 1, 0)),  # strided 2-D stem1, a two-level jump, no reduce layer
+        ((H, W), (0, 1), (1, 2, 3, 2)),  # upsampled feature output, level 3 (H, W padded to 24)
+    ],
+)
+def test_fast_network_equals_reference(size, feature_path, matching_path):
+    published = GENOTYPES["spikedhs_stereo"]
+    # skip_connect both from outside (a 1x1 conv) and between nodes (the identity)
+    cell = ((0, "snn_b3"), (1, "skip_connect"), (4, "skip_connect"), (3, "snn_b5"), (8, "snn_b3"),
+            (6, "snn_b3"))
+    g = published.with_changes(
         filter_multiplier=2, max_disparity=11,
-        matching=GENOTYPES["spikedhs_stereo"].matching.__class__(
-            path=matching_path, cell=((0, "snn_b3"), (1, "skip_connect"), (4, "skip_connect"), (3, "snn_b5"),
-                                      (8, "snn_b3"), (6, "snn_b3"))),
+        feature=NetGenotype(path=feature_path, cell=published.feature.cell),
+        matching=NetGenotype(path=matching_path, cell=cell),
     )
     torch.manual_seed(0)
     left, right = (x.double() for x in _frames(b=2, h=size[0], w=size[1]))
