@@ -2,9 +2,10 @@ import threading
 
 import numpy as np
 import pytest
+import torch
 from toys import DISP, H, ToyMatcher, ToySource, W
 
-from eventstereo.events.sbt import SBTSettings
+from eventstereo.events.sbt import SBTSettings, encode_sbt
 from eventstereo.runtime.session import SessionOptions, StreamSession
 from eventstereo.sources.base import Source
 
@@ -114,3 +115,39 @@ def test_left_and_right_reach_the_model_in_order():
     valid = np.isfinite(r.gt)
     # swapped views would match at no positive disparity; two dots may share a row and blur a pixel
     assert np.mean(np.abs(r.disparity[valid] - DISP) < 0.1) > 0.8
+
+
+def test_a_spiking_model_reports_rates_and_energy_per_window():
+    from eventstereo.model import build_stereo_model
+    from eventstereo.snn import count_ops, energy_mj
+
+    torch.manual_seed(0)
+    model = build_stereo_model(filter_multiplier=1, max_disparity=7, in_channels=2)
+    session = StreamSession(ToySource(4), model, SETTINGS, SessionOptions(energy_recount=3))
+    results = list(session.run())
+    layers = {n for n, _ in model.named_modules()}
+    assert all(r.firing_rates and set(r.firing_rates) <= layers for r in results)
+    assert all(0.0 <= v <= 1.0 for r in results for v in r.firing_rates.values())
+    assert all(r.energy_mj > 0 for r in results)
+    s = session.summary()
+    assert s["energy_mj"] == pytest.approx(np.mean([r.energy_mj for r in results]))
+    assert s["firing_rate"] == pytest.approx(np.mean([r.firing_rate for r in results]))
+    session.close()
+    assert not any(m._forward_hooks for m in model.modules())
+    # window 0 is counted exactly: the number count_ops gives for that window's step
+    model.reset()
+    first = ToySource(4).window(0, True)
+    frames = [torch.from_numpy(encode_sbt(ev, first.t_end_us, (W, H), SETTINGS))[None]
+              for ev in (first.left, first.right)]
+
+    class Step(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, a, b):
+            return model.step(a, b)
+
+    model.eval()
+    expected = energy_mj(count_ops(Step(), frames))
+    assert results[0].energy_mj == pytest.approx(expected, rel=1e-6)

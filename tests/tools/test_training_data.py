@@ -39,7 +39,7 @@ def test_parse_seeds():
 
 
 def test_runs_break_at_gaps_and_sequence_changes():
-    assert contiguous_runs(_store()) == [range(0, 4), range(4, 7), range(7, 10)]
+    assert contiguous_runs(_store()) == [(0, 4), (4, 7), (7, 10)]
 
 
 def test_sequences_stay_inside_runs_and_crop_alike():

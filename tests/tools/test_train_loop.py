@@ -1,0 +1,91 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from eventstereo.events.sbt import SBTSettings
+from eventstereo.model import build_stereo_model
+from eventstereo.training import EncodedWindows, TrainConfig, WindowSequences, load_checkpoint, train
+from eventstereo.training.data import EncodedWindow
+
+ROOT = Path(__file__).resolve().parents[2]
+H, W = 24, 36
+
+
+def _store(n=8, seed=0):
+    """Random sign frames; the right view is the left shifted by 3 px, so GT = 3 is learnable."""
+    rng = np.random.default_rng(seed)
+    wins = []
+    for i in range(n):
+        left = rng.choice(np.array([-1, 0, 0, 0, 1], np.int8), size=(5, H, W))
+        right = np.zeros_like(left)
+        right[..., :-3] = left[..., 3:]
+        gt = np.full((H, W), 3.0, np.float32)
+        wins.append(EncodedWindow(left, right, gt, 50_000 * (i + 1), "s", False))
+    return EncodedWindows(wins, sensor_size=(W, H), fxb=1.0, max_disparity=8,
+                          sbt_settings=SBTSettings(n_bins=5))
+
+
+def _model():
+    torch.manual_seed(0)
+    return build_stereo_model(filter_multiplier=1, max_disparity=8)
+
+
+def _cfg(iterations):
+    return TrainConfig(iterations=iterations, batch_size=2, lr=1e-2, lr_milestones=[3], checkpoint_every=2,
+                       log_every=1, progress=False, tbptt=1)
+
+
+def test_a_resumed_run_ends_where_an_unbroken_one_does(tmp_path):
+    data = WindowSequences(_store(), 2, crop=(12, 24), seed=0)
+    whole = _model()
+    stats = train(whole, data, _cfg(4), tmp_path / "whole")
+    assert stats["step"] == 4 and np.isfinite(stats["loss"])
+    assert (tmp_path / "whole" / "tb").is_dir()
+
+    broken = _model()
+    train(broken, data, _cfg(2), tmp_path / "split")  # "killed" after step 2
+    assert load_checkpoint(tmp_path / "split" / "checkpoint.pt")["step"] == 2
+    resumed = _model()
+    train(resumed, data, _cfg(4), tmp_path / "split")
+    assert load_checkpoint(tmp_path / "split" / "checkpoint.pt")["step"] == 4
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=f"{name} differs after resuming")
+    # and training moved the weights at all
+    fresh = _model().state_dict().values()
+    assert any(not torch.equal(a, b) for a, b in zip(whole.state_dict().values(), fresh))
+
+
+def test_a_whole_sequence_step_reduces_the_loss():
+    from eventstereo.training import train_sequence
+
+    model = _model().train()
+    data = WindowSequences(_store(), 3, crop=(12, 24))
+    batch = {k: v.unsqueeze(0) for k, v in data[0].items()}
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    first = train_sequence(model, model, batch, opt)
+    for _ in range(10):
+        last = train_sequence(model, model, batch, opt)
+    assert last < first
+
+
+@pytest.mark.timeout(120)
+def test_train_stereo_under_torchrun_with_two_gloo_processes(tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(ROOT / "tools" / "train_stereo.py"), "--out", str(out), "--source", "synthetic",
+           "--width", "48", "--height", "36", "--train-seeds", "0-1", "--windows-per-seed", "4",
+           "--filter-multiplier", "1", "--max-disparity", "8", "--iterations", "3", "--batch-size", "1",
+           "--seq-len", "2", "--crop", "24", "36", "--checkpoint-every", "2", "--log-every", "1",
+           "--threads", "1", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=110, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    state = load_checkpoint(out / "checkpoint.pt")
+    assert state["step"] == 3
+    assert state["config"]["train"]["batch_size"] == 1
+    assert (out / "model.safetensors").is_file()
