@@ -8,8 +8,10 @@ beforehand) of
   (b) a conv3x3-BN-LIF stack of the same shape on binary input spikes (backward to the weights),
 for the fused path, the eager loop and, when installed, spikingjelly's LIFNode (optional dependency).
 Peak memory on CPU comes from the profiler's allocator trace; on CUDA from the allocator statistics.
-With --json the last line is one JSON object: speedup_vs_eager and memory_ratio_vs_eager for (a),
-stack_speedup_vs_eager and stack_memory_ratio_vs_eager for (b), and the raw figures.
+With --json the last line is one JSON object: speedup_vs_eager (wall time), cpu_speedup_vs_eager
+(process CPU time) and memory_ratio_vs_eager for (a), the same keys prefixed with stack_ for (b), and
+the raw figures. On a shared machine prefer --threads 1 and the CPU-time ratio: wall times of many small
+OpenMP regions (the eager loop) swing by several times with the load.
 """
 
 from __future__ import annotations
@@ -58,20 +60,24 @@ def peak_bytes(fn: Step, device: torch.device) -> int:
 
 
 def time_interleaved(fns: dict[str, Step], repeats: int, warmup: int,
-                     device: torch.device) -> dict[str, float]:
-    """Median seconds per call; variants alternate within each repeat so load drift hits all alike."""
+                     device: torch.device) -> dict[str, tuple[float, float]]:
+    """Median (wall, process CPU) seconds per call; variants alternate within each repeat so that load
+    drift on a shared machine hits all alike. CPU time is the steadier figure under load (it excludes
+    waiting for a core) but counts every thread, spinning OpenMP workers included."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
-    times: dict[str, list[float]] = {k: [] for k in fns}
+    wall: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
         for k, fn in fns.items():
             _sync(device)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             fn()
             _sync(device)
-            times[k].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+            wall[k].append(time.perf_counter() - t0)
+            cpu[k].append(time.process_time() - c0)
+    return {k: (statistics.median(wall[k]), statistics.median(cpu[k])) for k in fns}
 
 
 def _spikingjelly_lif(step_mode: str = "m") -> nn.Module | None:
@@ -117,8 +123,8 @@ def bench_neuron(shape: tuple[int, ...], device: torch.device, repeats: int, war
 
         fns[name] = step
     out = {k: {"peak_bytes": peak_bytes(fn, device)} for k, fn in fns.items()}
-    for k, t in time_interleaved(fns, repeats, warmup, device).items():
-        out[k]["seconds"] = t
+    for k, (t, c) in time_interleaved(fns, repeats, warmup, device).items():
+        out[k]["seconds"], out[k]["cpu_seconds"] = t, c
     return out
 
 
@@ -147,8 +153,8 @@ def bench_stack(shape: tuple[int, ...], device: torch.device, repeats: int, warm
 
         fns[name] = step
     out = {k: {"peak_bytes": peak_bytes(fn, device)} for k, fn in fns.items()}
-    for k, t in time_interleaved(fns, repeats, warmup, device).items():
-        out[k]["seconds"] = t
+    for k, (t, c) in time_interleaved(fns, repeats, warmup, device).items():
+        out[k]["seconds"], out[k]["cpu_seconds"] = t, c
     return out
 
 
@@ -160,6 +166,7 @@ def _summary(res: dict[str, dict], prefix: str) -> dict[str, float | None]:
         f"{prefix}fused_peak_mb": f["peak_bytes"] / 2**20,
         f"{prefix}eager_peak_mb": e["peak_bytes"] / 2**20,
         f"{prefix}speedup_vs_eager": e["seconds"] / f["seconds"],
+        f"{prefix}cpu_speedup_vs_eager": e["cpu_seconds"] / f["cpu_seconds"],
         f"{prefix}memory_ratio_vs_eager": f["peak_bytes"] / max(1, e["peak_bytes"]),
     }
     sj = res.get("spikingjelly")
@@ -179,28 +186,34 @@ def main(argv: list[str]) -> int:
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's setting)")
     p.add_argument("--no-stack", action="store_true", help="skip (b), the conv-BN-LIF stack")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
     device = torch.device(a.device)
     shape = (a.T, a.batch, a.channels, a.size, a.size)
 
     neuron = bench_neuron(shape, device, a.repeats, a.warmup)
     result: dict[str, object] = {
         "shape": list(shape), "device": str(device), "threads": torch.get_num_threads(),
+        "loadavg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "spikingjelly": "spikingjelly" in neuron, **_summary(neuron, ""),
     }
     if not a.no_stack:
         result.update(_summary(bench_stack(shape, device, max(1, a.repeats // 2), 1), "stack_"))
 
-    print(f"LIF fwd+bwd, input {'x'.join(map(str, shape))} on {device} ({torch.get_num_threads()} threads)")
+    print(f"LIF fwd+bwd, input {'x'.join(map(str, shape))} on {device} ({torch.get_num_threads()} threads, "
+          f"load average {result['loadavg_1min']})")
     for label, prefix in (("(a) neuron alone", ""), ("(b) conv-BN-LIF", "stack_")):
         r = {k[len(prefix):]: v for k, v in result.items() if k.startswith(prefix)}
         if "fused_ms" not in r:
             continue
         print(f"{label}: fused {r['fused_ms']:.1f} ms, {r['fused_peak_mb']:.1f} MB | "
               f"eager {r['eager_ms']:.1f} ms, {r['eager_peak_mb']:.1f} MB | "
-              f"speedup {r['speedup_vs_eager']:.2f}x, memory {r['memory_ratio_vs_eager']:.2f}x of eager")
+              f"speedup {r['speedup_vs_eager']:.2f}x (CPU time {r['cpu_speedup_vs_eager']:.2f}x), "
+              f"memory {r['memory_ratio_vs_eager']:.2f}x of eager")
         if r.get("spikingjelly_ms") is not None:
             print(f"    spikingjelly LIFNode {r['spikingjelly_ms']:.1f} ms "
                   f"(fused speedup {r['speedup_vs_spikingjelly']:.2f}x, "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 
@@ -73,11 +74,16 @@ def main(argv: list[str]) -> int:
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--windows", type=int, default=40, help="windows per sequence")
     p.add_argument("--repeats", type=int, default=5, help="sequences (the probe alternates per window)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's setting)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     a = p.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
     r = measure(a.height, a.width, a.channels, a.layers, a.windows, a.repeats)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    r["loadavg_1min"] = load
     print(f"{a.layers} conv-BN-LIF layers, {a.channels} ch, {a.height}x{a.width}, single-step, no_grad, "
-          f"{torch.get_num_threads()} threads")
+          f"{torch.get_num_threads()} threads, load average {load:.2f}")
     print(f"per window: {r['window_ms']:.3f} ms plain, {r['window_ms_with_probe']:.3f} ms with probe: "
           f"overhead {100 * r['overhead']:+.2f} % (target < 5 %)")
     print(f"mean firing rate {r['mean_rate']:.4f} over {r['layers']} layers")

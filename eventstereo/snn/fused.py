@@ -2,18 +2,25 @@
 
 The plain eager loop records about seven autograd nodes per time step and keeps three full-size
 tensors per step for backward. The functions here run the whole sequence [T, ...] in one autograd node
-that saves only the input current and the output spikes (both alive anyway in a network) and
-recomputes the membrane potentials inside backward, writing them straight into the gradient buffer, so
+that saves only the input current (alive anyway in a network) and the initial state, and recomputes the
+membrane potentials and spikes inside backward, writing them straight into the gradient buffer, so
 backward allocates nothing beyond the gradient it returns.
 
 Two implementations of the same arithmetic:
 - ``numba``: CPU kernels, float32/float64, the five built-in surrogates; each element's recurrence runs
-  in registers, one pass over memory per sweep, parallel over element chunks.
+  in registers over chunks of 1024 elements, one pass over memory per sweep. Large inputs are split
+  across ``torch.get_num_threads()`` threads of a plain thread pool (the kernels release the GIL): numba's
+  own OpenMP pool would be a second OpenMP runtime next to torch's, whose spinning workers fight torch's
+  for the cores between every conv and neuron.
 - ``torch``: the same algorithm with in-place torch ops, for any device and dtype (CUDA, bfloat16) and
   for user-defined surrogates.
 ``impl="auto"`` picks numba where it applies. The forward arithmetic is the eager neuron's, operation
 by operation and in the input's dtype, so spikes (a discontinuous function of the potential) match the
 eager loop exactly, not just within a tolerance; gradients match within float rounding.
+
+torch.compile is not used: on CPU it needs a C++ toolchain and tens of seconds of compilation, and it
+specialises on tau / theta, which TPS changes during training; the numba kernels compile once (cached
+on disk) and take these as arguments.
 
 Recurrences (REFERENCE §4), state h = potential after reset:
   LIF:  u_t = tau h_{t-1} + I_t ; s_t = H(u_t - theta) ; h_t = u_t (1 - s_t)
@@ -48,7 +55,7 @@ _LOG2E = 1.4426950408889634
 _LN2 = 0.6931471805599453
 
 
-@numba.njit(nogil=True, cache=True, inline="always")
+@numba.njit(nogil=True, cache=True, inline="always", error_model="numpy")
 def _exp_neg(y):  # pragma: no cover - compiled
     """exp(-y) for y >= 0 to ~3e-10 relative: 2^-k times a degree-8 Taylor series on |r| <= ln2 / 2.
 
@@ -64,7 +71,7 @@ def _exp_neg(y):  # pragma: no cover - compiled
     return p / float(1 << k)
 
 
-@numba.njit(nogil=True, cache=True, inline="always")
+@numba.njit(nogil=True, cache=True, inline="always", error_model="numpy")
 def _surrogate_grad_(code, temp, scale, d):  # pragma: no cover - compiled
     """Replace each x in d (float64, x = u - theta) by the surrogate derivative at x; formulas as in
     eventstereo.snn.surrogates, with 1 - tanh^2(z) = 4q / (1 + q)^2, q = exp(-2|z|), and
@@ -94,7 +101,7 @@ def _surrogate_grad_(code, temp, scale, d):  # pragma: no cover - compiled
             d[j] = temp * q / ((1.0 + q) * (1.0 + q))
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _lif_fwd_nb(I, h, tau, theta, S, start, stop):  # pragma: no cover - compiled
     """I (T, N) -> S (T, N); h (N,) holds h_0 on entry and h_T on exit."""
     T = I.shape[0]
@@ -111,9 +118,13 @@ def _lif_fwd_nb(I, h, tau, theta, S, start, stop):  # pragma: no cover - compile
                     h[i] = u
 
 
-@numba.njit(nogil=True, cache=True)
-def _lif_bwd_nb(I, S, h0, gS, ghT, tau, theta, code, temp, scale, gI, gh, start, stop):  # pragma: no cover
-    """Recompute u_t into gI, then sweep back in place; gh (N,) receives d loss / d h_0."""
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _lif_bwd_nb(I, h0, gS, ghT, tau, theta, code, temp, scale, gI, gh, start, stop):  # pragma: no cover
+    """Recompute u_t into gI, then sweep back in place; gh (N,) receives d loss / d h_0.
+
+    Spikes are recomputed from u_t with the forward's arithmetic (bitwise the same), so backward reads
+    neither S nor a mask: two passes over T x N floats less.
+    """
     T = I.shape[0]
     for lo in range(start, stop, _CHUNK):
         hi = min(stop, lo + _CHUNK)
@@ -124,7 +135,7 @@ def _lif_bwd_nb(I, S, h0, gS, ghT, tau, theta, code, temp, scale, gI, gh, start,
             for i in range(lo, hi):
                 u = tau * gh[i] + I[t, i]
                 gI[t, i] = u
-                gh[i] = 0 if S[t, i] != 0 else u
+                gh[i] = 0 if u - theta > 0 else u
         for i in range(lo, hi):
             gh[i] = ghT[i] if ghT.shape[0] else 0  # running d loss / d h_t (empty: zero)
         for t in range(T - 1, -1, -1):
@@ -135,12 +146,12 @@ def _lif_bwd_nb(I, S, h0, gS, ghT, tau, theta, code, temp, scale, gI, gh, start,
                 u = gI[t, i]
                 g = gh[i]
                 gx = (gS[t, i] - g * u) * d[i - lo]
-                gu = gx if S[t, i] != 0 else g + gx
+                gu = gx if u - theta > 0 else g + gx
                 gI[t, i] = gu
                 gh[i] = tau * gu
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, error_model="numpy")
 def _alif_fwd_nb(I, h, a, sp, tau, theta, beta, rho, S, start, stop):  # pragma: no cover - compiled
     """As _lif_fwd_nb with the adaptive threshold; h, a, sp (last spikes) are updated in place."""
     T = I.shape[0]
@@ -161,27 +172,32 @@ def _alif_fwd_nb(I, h, a, sp, tau, theta, beta, rho, S, start, stop):  # pragma:
                     h[i] = u
 
 
-@numba.njit(nogil=True, cache=True)
-def _alif_bwd_nb(I, S, h0, a0, s0, gS, ghT, gaT, tau, theta, beta, rho, code, temp, scale,
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def _alif_bwd_nb(I, h0, a0, s0, gS, ghT, gaT, tau, theta, beta, rho, code, temp, scale,
                  gI, A, gh, ga, gs, start, stop):  # pragma: no cover - compiled
-    """Recompute u_t (into gI) and a_t (into A), then sweep back; gh, ga, gs receive the gradients of
-    the initial state h_0, a_0, s_0."""
+    """Recompute u_t (into gI), a_t (into A) and the spikes, then sweep back; gh, ga, gs receive the
+    gradients of the initial state h_0, a_0, s_0."""
     T = I.shape[0]
     for lo in range(start, stop, _CHUNK):
         hi = min(stop, lo + _CHUNK)
         d = np.empty(hi - lo, dtype=np.float64)
         for i in range(lo, hi):
-            gh[i] = h0[i]
+            gh[i] = h0[i]  # running h, a and last spikes during the recompute sweep
             ga[i] = a0[i]
+            gs[i] = s0[i]
         for t in range(T):
             for i in range(lo, hi):
-                sprev = s0[i] if t == 0 else S[t - 1, i]
-                av = rho * ga[i] + sprev
+                av = rho * ga[i] + gs[i]
                 A[t, i] = av
                 ga[i] = av
                 u = tau * gh[i] + I[t, i]
                 gI[t, i] = u
-                gh[i] = 0 if S[t, i] != 0 else u
+                if u - (theta + beta * av) > 0:
+                    gh[i] = 0
+                    gs[i] = 1
+                else:
+                    gh[i] = u
+                    gs[i] = 0
         for i in range(lo, hi):
             gh[i] = ghT[i] if ghT.shape[0] else 0  # d loss / d h_t (empty array: zero)
             gs[i] = 0  # d loss / d a_{t+1} (a_{T+1} is not computed here)
@@ -194,7 +210,7 @@ def _alif_bwd_nb(I, S, h0, a0, s0, gS, ghT, gaT, tau, theta, beta, rho, code, te
                 g = gh[i]
                 gan = gs[i]
                 gx = (gS[t, i] + gan - g * u) * d[i - lo]
-                gu = gx if S[t, i] != 0 else g + gx
+                gu = gx if u - (theta + beta * A[t, i]) > 0 else g + gx
                 gI[t, i] = gu
                 gh[i] = tau * gu
                 gat = rho * gan - beta * gx
@@ -378,14 +394,15 @@ class _LIFSequence(torch.autograd.Function):
             _run(_lif_fwd_nb, If.shape[1], T, _np(If), _np(h), _scalar(tau, dt), _scalar(theta, dt), _np(S))
         else:
             h = _lif_fwd_torch(If, h, tau, theta, S)
-        ctx.save_for_backward(If, S, h0f)
+        # the numba backward recomputes the spikes; the torch one reads them (S is an output: no extra memory)
+        ctx.save_for_backward(If, h0f, *((S,) if impl == "torch" else ()))
         ctx.set_materialize_grads(False)
         ctx.params = (tau, theta, type(surrogate), surrogate.temperature, impl, I.shape, h0.shape)
         return S.view(I.shape), h.view(h0.shape)
 
     @staticmethod
     def backward(ctx, gS: Tensor | None, ghT: Tensor | None):
-        If, S, h0f = ctx.saved_tensors
+        If, h0f, *rest = ctx.saved_tensors
         tau, theta, cls, temp, impl, shape, hshape = ctx.params
         T, n = If.shape
         gSf = _flat(gS, T) if gS is not None else torch.zeros_like(If)
@@ -395,10 +412,10 @@ class _LIFSequence(torch.autograd.Function):
             gI = torch.empty_like(If)
             gh = torch.empty_like(h0f)
             scale = _dspike_scale(temp) if cls.numba_code == 0 else 0.0
-            _run(_lif_bwd_nb, n, 2 * T, _np(If), _np(S), _np(h0f), _np(gSf), _np_opt(ghTf, If),
+            _run(_lif_bwd_nb, n, 2 * T, _np(If), _np(h0f), _np(gSf), _np_opt(ghTf, If),
                  _scalar(tau, dt), _scalar(theta, dt), cls.numba_code, temp, scale, _np(gI), _np(gh))
         else:
-            gI, gh = _lif_bwd_torch(If, S, h0f, gSf, ghTf, tau, theta, cls, temp)
+            gI, gh = _lif_bwd_torch(If, rest[0], h0f, gSf, ghTf, tau, theta, cls, temp)
         return gI.view(shape), gh.view(hshape), None, None, None, None
 
 
@@ -416,14 +433,14 @@ class _ALIFSequence(torch.autograd.Function):
                  _scalar(theta, dt), _scalar(beta, dt), _scalar(rho, dt), _np(S))
         else:
             h, a = _alif_fwd_torch(If, h, a, s0f, tau, theta, beta, rho, S)
-        ctx.save_for_backward(If, S, h0f, a0f, s0f)
+        ctx.save_for_backward(If, h0f, a0f, s0f, *((S,) if impl == "torch" else ()))
         ctx.set_materialize_grads(False)
         ctx.params = (tau, theta, beta, rho, type(surrogate), surrogate.temperature, impl, I.shape, h0.shape)
         return S.view(I.shape), h.view(h0.shape), a.view(h0.shape)
 
     @staticmethod
     def backward(ctx, gS, ghT, gaT):
-        If, S, h0f, a0f, s0f = ctx.saved_tensors
+        If, h0f, a0f, s0f, *rest = ctx.saved_tensors
         tau, theta, beta, rho, cls, temp, impl, shape, hshape = ctx.params
         T, n = If.shape
         gSf = _flat(gS, T) if gS is not None else torch.zeros_like(If)
@@ -434,13 +451,13 @@ class _ALIFSequence(torch.autograd.Function):
             A = torch.empty_like(If)  # a_t, recomputed
             gh, ga, gs = (torch.empty_like(h0f) for _ in range(3))
             scale = _dspike_scale(temp) if cls.numba_code == 0 else 0.0
-            _run(_alif_bwd_nb, n, 2 * T, _np(If), _np(S), _np(h0f), _np(a0f), _np(s0f), _np(gSf),
+            _run(_alif_bwd_nb, n, 2 * T, _np(If), _np(h0f), _np(a0f), _np(s0f), _np(gSf),
                  _np_opt(ghTf, If), _np_opt(gaTf, If), *(_scalar(v, dt) for v in (tau, theta, beta, rho)),
                  cls.numba_code, temp, scale, _np(gI), _np(A), _np(gh), _np(ga), _np(gs))
             del A
         else:
-            gI, gh, ga, gs = _alif_bwd_torch(If, S, h0f, a0f, s0f, gSf, ghTf, gaTf, tau, theta, beta, rho,
-                                             cls, temp)
+            gI, gh, ga, gs = _alif_bwd_torch(If, rest[0], h0f, a0f, s0f, gSf, ghTf, gaTf, tau, theta, beta,
+                                             rho, cls, temp)
         return (gI.view(shape), gh.view(hshape), ga.view(hshape), gs.view(hshape),
                 None, None, None, None, None, None)
 
