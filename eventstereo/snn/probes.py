@@ -1,22 +1,41 @@
 """Per-layer firing rates, cheap enough to stay attached while streaming (REFERENCE §10).
 
-A forward hook on every spiking neuron adds the sum of its output spikes to an on-device accumulator
-(one reduction and one in-place add per call, no host synchronisation); the neuron-step count comes
-from the output's shape. Only ``rates()`` / ``mean_rate()`` copy the sums to the host, once for all
-layers. Layers are keyed by their qualified module name (``model.named_modules()``), i.e. by the
-network's structure, so the GUI and reports can label them.
+A forward hook on every spiking neuron adds the sum of its output spikes to an accumulator (one
+reduction per call: on CPU a serial numba loop, elsewhere a device tensor added in place; never a host
+synchronisation); the neuron-step count comes from the output's shape. Only ``rates()`` and
+``mean_rate()`` copy device sums to the host, once for all layers. Layers are keyed by their qualified
+module name (``model.named_modules()``), i.e. by the network's structure, so the GUI and reports can
+label them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numba
 import torch
 from torch import Tensor, nn
 
 from eventstereo.snn.neurons import neurons
 
 __all__ = ["FiringRateProbe"]
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _sum_serial(a):  # pragma: no cover - compiled
+    """Sum on the calling thread: torch's CPU sum opens an OpenMP region, which on a loaded machine can
+    cost more than the sum. Reordering is harmless: spike counts are exact integers in float64."""
+    acc = 0.0
+    for i in range(a.shape[0]):
+        acc += a[i]
+    return acc
+
+
+def _spike_sum(out: Tensor) -> Tensor | float:
+    """Sum of a layer's output without a host synchronisation: a float on CPU, a device tensor else."""
+    if out.device.type == "cpu" and out.dtype in (torch.float32, torch.float64) and out.is_contiguous():
+        return _sum_serial(out.detach().reshape(-1).numpy())
+    return out.detach().sum().to(torch.float64)
 
 
 class FiringRateProbe:
@@ -33,7 +52,7 @@ class FiringRateProbe:
         self.every = every
         self._layers = [(name or type(m).__name__, m) for name, m in neurons(model) if m.is_spiking]
         self._handles: list[Any] = []
-        self._sums: dict[str, Tensor] = {}
+        self._sums: dict[str, Tensor | float] = {}
         self._counts: dict[str, int] = {}
         self._calls: dict[str, int] = {}
 
@@ -76,12 +95,12 @@ class FiringRateProbe:
             calls[name] = n + 1
             if n % every:
                 return
-            s = out.detach().sum()
-            acc = sums.get(name)
-            if acc is None:
-                sums[name] = s.to(torch.float64)
-            else:
+            s = _spike_sum(out)
+            acc = sums.get(name, 0.0)
+            if isinstance(acc, Tensor):
                 acc.add_(s)
+            else:
+                sums[name] = s + acc  # float + float, or a device tensor + float (a new tensor)
             counts[name] = counts.get(name, 0) + out.numel()
 
         return hook
@@ -94,8 +113,9 @@ class FiringRateProbe:
         return {n: s / self._counts[n] for n, s in zip(names, self._host_sums(names))}
 
     def _host_sums(self, names: list[str]) -> list[float]:
-        dev = self._sums[names[0]].device
-        return torch.stack([self._sums[n].to(dev) for n in names]).tolist()
+        tensors = [self._sums[n] for n in names if isinstance(self._sums[n], Tensor)]
+        host = iter(torch.stack([t.to(tensors[0].device) for t in tensors]).tolist() if tensors else [])
+        return [next(host) if isinstance(self._sums[n], Tensor) else float(self._sums[n]) for n in names]
 
     def mean_rate(self) -> float:
         """Spikes per neuron per step over all monitored layers together (weighted by neuron count)."""

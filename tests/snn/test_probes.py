@@ -89,3 +89,16 @@ def test_hook_does_not_synchronise(monkeypatch):
         for _ in range(3):
             net(torch.rand(1, 2, 6, 6))
     assert set(probe.rates()) == {"1", "2.1"}
+
+
+def test_tensor_accumulator_path_for_other_dtypes():
+    """Outputs the CPU fast path does not take (bfloat16 here, CUDA in deployment) sum on the device."""
+    n = LIFNode(theta=0.3, step_mode="m")
+    x = torch.rand(4, 3, 10).to(torch.bfloat16)
+    with FiringRateProbe(nn.Sequential(n)) as probe:
+        out = n(x)
+        out2 = n(x)
+    assert isinstance(probe._sums["0"], torch.Tensor)
+    expected = torch.cat([out, out2]).double().mean().item()
+    assert probe.rates() == {"0": pytest.approx(expected)} and 0 < expected < 1
+    assert probe.mean_rate() == pytest.approx(expected)
