@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -168,6 +169,19 @@ def evaluate_sequences(model: torch.nn.Module, loader: DataLoader, fxb: float, d
     return metrics.summary()
 
 
+def _follow_schedule(optimizer: torch.optim.Optimizer, scheduler, cfg: TrainConfig, step: int) -> None:
+    """Make a resumed run follow ``cfg``'s schedule rather than the checkpoint's, so a run can be
+    extended or its decay moved: lr = lr0 * gamma ** (milestones passed by ``step``)."""
+    scheduler.milestones = Counter(cfg.lr_milestones)
+    scheduler.gamma = cfg.lr_gamma
+    passed = sum(1 for m in cfg.lr_milestones if m <= step)
+    for group in optimizer.param_groups:
+        group["initial_lr"] = cfg.lr
+        group["lr"] = cfg.lr * cfg.lr_gamma**passed
+    scheduler.base_lrs = [cfg.lr] * len(optimizer.param_groups)
+    scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]
+
+
 def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
@@ -206,7 +220,8 @@ def train(
     if resume and ckpt_path.exists():
         step = restore_checkpoint(load_checkpoint(ckpt_path, map_location=device), model=model,
                                   optimizer=optimizer, scheduler=scheduler)
-        log.info("resumed from %s at step %d", ckpt_path, step)
+        _follow_schedule(optimizer, scheduler, cfg, step)
+        log.info("resumed from %s at step %d (lr %.2e)", ckpt_path, step, scheduler.get_last_lr()[0])
     sampler = EpochSampler(len(dataset), batch_size=cfg.batch_size, seed=cfg.seed, rank=info.rank,
                            world_size=info.world_size)
     batches_per_epoch = sampler.per_rank // cfg.batch_size

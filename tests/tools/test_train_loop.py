@@ -89,3 +89,13 @@ def test_train_stereo_under_torchrun_with_two_gloo_processes(tmp_path):
     assert state["step"] == 3
     assert state["config"]["train"]["batch_size"] == 1
     assert (out / "model.safetensors").is_file()
+
+
+def test_a_resumed_run_follows_the_new_schedule(tmp_path):
+    data = WindowSequences(_store(), 2, crop=(12, 24), seed=0)
+    train(_model(), data, _cfg(2), tmp_path)
+    cfg = TrainConfig(iterations=3, batch_size=2, lr=1e-2, lr_milestones=[1, 2], lr_gamma=0.1, progress=False,
+                      log_every=1)
+    stats = train(_model(), data, cfg, tmp_path)  # both milestones passed by the resumed step 2
+    assert stats["step"] == 3
+    assert stats["lr"] == pytest.approx(1e-4)
