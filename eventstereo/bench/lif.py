@@ -85,7 +85,8 @@ def _spikingjelly_lif(step_mode: str = "m") -> nn.Module | None:
         from spikingjelly.activation_based import neuron, surrogate
     except ImportError:
         return None
-    # Closest spikingjelly form: hard reset to 0, threshold 0.5, no input decay (tau only leaks v).
+    # The same dynamics in spikingjelly's form: with decay_input=False, v <- v (1 - 1/tau) + x, so
+    # tau = 1.25 is our leak factor 0.2; hard reset to 0, threshold 0.5 (its surrogate differs).
     return neuron.LIFNode(tau=1.25, decay_input=False, v_threshold=0.5, v_reset=0.0,
                           surrogate_function=surrogate.Sigmoid(), step_mode=step_mode)
 

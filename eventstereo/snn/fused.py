@@ -265,8 +265,8 @@ def _run(kernel, n: int, steps: int, *args) -> None:
     global _pool, _pool_size
     with _pool_lock:
         if _pool is None or _pool_size < workers - 1:
-            if _pool is not None:
-                _pool.shutdown(wait=False)
+            # a smaller old pool is dropped, not shut down: a concurrent caller may still be submitting to
+            # it; its idle workers exit when it is garbage-collected
             _pool = ThreadPoolExecutor(workers - 1, thread_name_prefix="eventstereo-snn")
             _pool_size = workers - 1
         pool = _pool

@@ -207,6 +207,13 @@ class MemoryModule(StepModule):
             v = v.to(device=like.device, dtype=like.dtype)
         return v
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Copies and pickles carry the state's values without its autograd graph (a graph cannot be
+        copied; DGS copies layers mid-sequence)."""
+        state = super().__getstate__()
+        state["_memories"] = {k: None if v is None else v.detach() for k, v in self._memories.items()}
+        return state
+
     def _apply(self, fn, recurse: bool = True):
         super()._apply(fn, recurse)
         for k, v in self._memories.items():

@@ -243,6 +243,10 @@ def test_each_neuron_owns_a_fresh_surrogate():
     assert d.surrogate.temperature == 3.0
     e = copy.deepcopy(c)
     assert e.surrogate is not c.surrogate and e.surrogate.temperature == 5.0
+    # a neuron whose state still carries a graph can be copied (values kept, graph not)
+    c(torch.rand(3, 4, requires_grad=True) * 2)
+    f = copy.deepcopy(c)
+    assert torch.equal(f.v, c.v) and f.v is not c.v and not f.v.requires_grad and c.v.requires_grad
 
 
 def test_step_mode_and_backend_validation():
