@@ -64,10 +64,20 @@ the published architecture at 1/4 of the paper's width, for live use on a laptop
 
 
 def fire(neuron: nn.Module, current: Tensor, steps: int) -> Tensor:
-    """Run a neuron on a current whose batch dimension holds ``steps`` time steps (step-major)."""
+    """Run a neuron on a current whose batch dimension holds ``steps`` time steps (step-major).
+
+    3-D currents (N, D, C, H, W) are handed to the neuron as (N, D, H, W, C): the 3-D convolutions
+    produce channels-innermost memory, so that is a free view, and the spikes come back in the layout
+    the next convolution reads fastest. (The neuron state is kept in that order too.)
+    """
+    volume = current.dim() == 5
+    if volume:
+        current = current.permute(0, 1, 3, 4, 2)
     if getattr(neuron, "step_mode", "s") == "m":
-        return neuron(current.unflatten(0, (steps, -1))).flatten(0, 1)
-    return neuron(current)
+        out = neuron(current.unflatten(0, (steps, -1))).flatten(0, 1)
+    else:
+        out = neuron(current)
+    return out.permute(0, 1, 4, 2, 3) if volume else out
 
 
 class ConvBNSpike(ConvBN):

@@ -88,12 +88,19 @@ def _bn_trains(bn: nn.Module) -> bool:
     )
 
 
+def _empty_nhwc(n: int, d: int, c: int, h: int, w: int, like: Tensor) -> Tensor:
+    """An uninitialised (N, D, C, H, W) tensor with channels innermost in memory, so that its
+    (N*D, C, H, W) view is channels-last: the layout in which CPU convolutions run fastest here
+    (1.1-3x over NCHW on every 3-D-cell shape measured)."""
+    return like.new_empty(n, d, h, w, c).permute(0, 1, 4, 2, 3)
+
+
 def stack_planes(x: Tensor, stride: int = 1) -> Tensor:
     """(N, D, C, H, W) -> (N, D', 3C, H, W): planes d-1, d, d+1 side by side for d = 0, s, 2s, ...
-    (zeros beyond the ends); only the planes a stride-s conv reads are built."""
+    (zeros beyond the ends); only the planes a stride-s conv reads are built. Channels-last memory."""
     n, d, c, h, w = x.shape
     centres = range(0, d, stride)
-    out = x.new_empty(n, len(centres), 3 * c, h, w)
+    out = _empty_nhwc(n, len(centres), 3 * c, h, w, x)
     out[:, :, c : 2 * c] = x[:, ::stride]
     out[:, 0, :c] = 0
     prev = x[:, stride - 1 :: stride][:, : len(centres) - 1]
@@ -101,6 +108,25 @@ def stack_planes(x: Tensor, stride: int = 1) -> Tensor:
     nxt = x[:, 1::stride]
     out[:, : nxt.shape[1], 2 * c :] = nxt
     out[:, nxt.shape[1] :, 2 * c :] = 0
+    return out
+
+
+def _plane_pairs(x: Tensor, first: int, count: int) -> Tensor:
+    """(N, count, 2C, H+2, W+2): planes q + first | q + first + 1 for q = 0 .. count-1, zeros outside
+    the volume and a one-pixel zero border (the padding of the phase convs). Channels-last memory."""
+    n, d, c, h, w = x.shape
+    out = _empty_nhwc(n, count, 2 * c, h + 2, w + 2, x)
+    out[..., 0, :] = 0
+    out[..., -1, :] = 0
+    out[..., 1:-1, 0] = 0
+    out[..., 1:-1, -1] = 0
+    inner = out[..., 1:-1, 1:-1]
+    for half, offset in ((slice(0, c), first), (slice(c, 2 * c), first + 1)):
+        lo, hi = max(0, -offset), min(count, d - offset)  # q range whose plane q + offset exists
+        inner[:, :lo, half] = 0
+        inner[:, hi:, half] = 0
+        if hi > lo:
+            inner[:, lo:hi, half] = x[:, lo + offset : hi + offset]
     return out
 
 
@@ -146,15 +172,18 @@ def _phase_weights(w: Tensor) -> Tensor:
     return torch.einsum("rak,oikl,sbl->rsoiab", p, w, p).reshape(4 * co, ci, 2, 2)
 
 
-def _conv2d_up2(x: Tensor, w: Tensor, bias: Tensor | None) -> Tensor:
-    """conv2d(nearest_up2(x), w (C', C, 3, 3), bias, padding=1) computed at x's resolution."""
+def _conv2d_up2(x: Tensor, w: Tensor, bias: Tensor | None, *, padded: bool = False) -> Tensor:
+    """conv2d(nearest_up2(x), w (C', C, 3, 3), bias, padding=1) computed at x's resolution
+    (``padded``: x already carries a one-pixel zero border). The result is channels-last in memory."""
+    if not padded:
+        x = F.pad(x, (1, 1, 1, 1))
     m, _, h, wd = x.shape
+    h, wd = h - 2, wd - 2
     co = w.shape[0]
-    y = F.conv2d(F.pad(x, (1, 1, 1, 1)), _phase_weights(w), None if bias is None else bias.repeat(4))
-    y = y.view(m, 2, 2, co, h + 1, wd + 1)
-    rows = [torch.stack([y[:, rh, rw, :, rh : rh + h, rw : rw + wd] for rw in (0, 1)], dim=-1)
-            for rh in (0, 1)]
-    return torch.stack(rows, dim=3).reshape(m, co, 2 * h, 2 * wd)
+    y = F.conv2d(x, _phase_weights(w), None if bias is None else bias.repeat(4))
+    y = y.permute(0, 2, 3, 1).unflatten(3, (2, 2, co))  # (M, h+1, w+1, row phase, column phase, C')
+    rows = [torch.stack([y[:, rh : rh + h, rw : rw + wd, rh, rw] for rw in (0, 1)], dim=3) for rh in (0, 1)]
+    return torch.stack(rows, dim=2).reshape(m, 2 * h, 2 * wd, co).permute(0, 3, 1, 2)
 
 
 def _conv3d_up2(x: Tensor, weight: Tensor, bias: Tensor | None, planes: int) -> Tensor:
@@ -163,16 +192,17 @@ def _conv3d_up2(x: Tensor, weight: Tensor, bias: Tensor | None, planes: int) -> 
     if planes not in (2 * dl - 1, 2 * dl):
         raise ValueError(f"x2 upsampling of {dl} planes cannot give {planes}")
     w0, w1, w2 = weight.unbind(2)
-    zero = x.new_zeros(n, 1, c, h, w)
-    even_in = torch.cat([torch.cat([zero, x[:, :-1]], 1), x], 2)  # planes q-1 | q
-    even = _conv2d_up2(even_in.flatten(0, 1), torch.cat([w0, w1 + w2], 1), bias).unflatten(0, (n, dl))
+    even_in = _plane_pairs(x, -1, dl)  # planes q-1 | q
+    even = _conv2d_up2(even_in.flatten(0, 1), torch.cat([w0, w1 + w2], 1), bias, padded=True)
+    even = even.unflatten(0, (n, dl))
     n_odd = planes // 2
     if planes % 2:  # the last (even) plane has no plane after it: take its k2 tap back out
         even[:, -1] -= _conv2d_up2(x[:, -1], w2, None)
     if n_odd == 0:
         return even.flatten(0, 1)
-    odd_in = torch.cat([x[:, :n_odd], torch.cat([x[:, 1:], zero], 1)[:, :n_odd]], 2)  # planes q | q+1
-    odd = _conv2d_up2(odd_in.flatten(0, 1), torch.cat([w0 + w1, w2], 1), bias).unflatten(0, (n, n_odd))
+    odd_in = _plane_pairs(x, 0, n_odd)  # planes q | q+1
+    odd = _conv2d_up2(odd_in.flatten(0, 1), torch.cat([w0 + w1, w2], 1), bias, padded=True)
+    odd = odd.unflatten(0, (n, n_odd))
     out = torch.stack([even[:, :n_odd], odd], 2).flatten(1, 2)
     if planes % 2:
         out = torch.cat([out, even[:, -1:]], 1)
