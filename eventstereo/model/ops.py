@@ -154,8 +154,36 @@ def conv_nd(x: Tensor, weight: Tensor, bias: Tensor | None, *, stride: int = 1,
         if stride > 1:
             x = x[:, ::stride, :, ::stride, ::stride]
         return F.conv2d(x.flatten(0, 1), weight[:, :, 0], bias)
+    if stride > 1:
+        return _conv3d_strided(x, weight, bias, stride)
     stacked = stack_planes(x, stride)
     return F.conv2d(stacked.flatten(0, 1), weight_3d_as_2d(weight), bias, stride=stride, padding=k // 2)
+
+
+def _conv3d_strided(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int) -> Tensor:
+    """Flat 'same' conv3x3x3 at every ``stride``-th plane, row and column, one 2-D conv per plane tap on
+    the planes that tap reads (no stacked copy of a large input: this serves layers at 1/3 resolution)."""
+    n, d = x.shape[:2]
+    centres = len(range(0, d, stride))
+    w0, w1, w2 = weight.unbind(2)
+
+    def conv(planes: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
+        return F.conv2d(planes.reshape(-1, *planes.shape[2:]), w, b, stride=stride, padding=1).unflatten(
+            0, (n, planes.shape[1]))
+
+    out = conv(x[:, ::stride], w1, bias)  # tap 1 reads the centre plane
+    before, after = x[:, stride - 1 :: stride][:, : centres - 1], x[:, 1::stride]  # planes d - 1, d + 1
+    if stride == 2 and after.shape[1]:  # planes 1, 3, 5, ... feed both outer taps
+        both = conv(after, torch.cat([w0, w2]), None)
+        y0, y2 = both.split(w0.shape[0], dim=2)
+    else:
+        y0 = conv(before, w0, None) if before.shape[1] else None
+        y2 = conv(after, w2, None) if after.shape[1] else None
+    if y0 is not None and centres > 1:
+        out[:, 1:] += y0[:, : centres - 1]
+    if y2 is not None:
+        out[:, : y2.shape[1]] += y2
+    return out.flatten(0, 1)
 
 
 # Nearest x2 upsampling followed by a 'same' 3x3 conv only ever combines, per output phase (even or odd
