@@ -73,7 +73,7 @@ def _exp_neg(y):  # pragma: no cover - compiled
 
 @numba.njit(nogil=True, cache=True, inline="always", error_model="numpy")
 def _surrogate_grad_(code, temp, scale, d):  # pragma: no cover - compiled
-    """Replace each x in d (float64, x = u - theta) by the surrogate derivative at x; formulas as in
+    """Replace each x in d (x = u - theta) by the surrogate derivative at x, computed in float64; as in
     eventstereo.snn.surrogates, with 1 - tanh^2(z) = 4q / (1 + q)^2, q = exp(-2|z|), and
     sig(z)(1 - sig(z)) = q / (1 + q)^2, q = exp(-|z|). One tight loop per formula, so LLVM vectorises it.
     """
@@ -101,21 +101,23 @@ def _surrogate_grad_(code, temp, scale, d):  # pragma: no cover - compiled
             d[j] = temp * q / ((1.0 + q) * (1.0 + q))
 
 
+# The kernels walk element chunks [lo, hi) and, inside a chunk, time; the innermost loops run over 1-D
+# row slices of the chunk (LLVM vectorises those; the same loops over 2-D indices it does not).
 @numba.njit(nogil=True, cache=True, error_model="numpy")
 def _lif_fwd_nb(I, h, tau, theta, S, start, stop):  # pragma: no cover - compiled
     """I (T, N) -> S (T, N); h (N,) holds h_0 on entry and h_T on exit."""
     T = I.shape[0]
     for lo in range(start, stop, _CHUNK):
         hi = min(stop, lo + _CHUNK)
+        hc = h[lo:hi]
         for t in range(T):
-            for i in range(lo, hi):
-                u = tau * h[i] + I[t, i]
-                if u - theta > 0:
-                    S[t, i] = 1
-                    h[i] = 0
-                else:
-                    S[t, i] = 0
-                    h[i] = u
+            it = I[t, lo:hi]
+            st = S[t, lo:hi]
+            for j in range(hi - lo):
+                u = tau * hc[j] + it[j]
+                fired = u - theta > 0
+                st[j] = 1 if fired else 0
+                hc[j] = 0 if fired else u
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
@@ -123,32 +125,39 @@ def _lif_bwd_nb(I, h0, gS, ghT, tau, theta, code, temp, scale, gI, gh, start, st
     """Recompute u_t into gI, then sweep back in place; gh (N,) receives d loss / d h_0.
 
     Spikes are recomputed from u_t with the forward's arithmetic (bitwise the same), so backward reads
-    neither S nor a mask: two passes over T x N floats less.
+    neither S nor a mask. A chunk's T rows of u stay in cache between the two sweeps.
     """
     T = I.shape[0]
+    d = np.empty(_CHUNK, dtype=I.dtype)  # surrogate derivatives of one row, in the input precision
     for lo in range(start, stop, _CHUNK):
         hi = min(stop, lo + _CHUNK)
-        d = np.empty(hi - lo, dtype=np.float64)
-        for i in range(lo, hi):
-            gh[i] = h0[i]  # running h during the recompute sweep
+        n = hi - lo
+        g = gh[lo:hi]  # running h during the recompute sweep, then d loss / d h_t
+        g[:] = h0[lo:hi]
         for t in range(T):
-            for i in range(lo, hi):
-                u = tau * gh[i] + I[t, i]
-                gI[t, i] = u
-                gh[i] = 0 if u - theta > 0 else u
-        for i in range(lo, hi):
-            gh[i] = ghT[i] if ghT.shape[0] else 0  # running d loss / d h_t (empty: zero)
+            it = I[t, lo:hi]
+            ut = gI[t, lo:hi]
+            for j in range(n):
+                u = tau * g[j] + it[j]
+                ut[j] = u
+                g[j] = 0 if u - theta > 0 else u
+        if ghT.shape[0]:
+            g[:] = ghT[lo:hi]
+        else:
+            g[:] = 0
+        dc = d[:n]
         for t in range(T - 1, -1, -1):
-            for i in range(lo, hi):
-                d[i - lo] = gI[t, i] - theta
-            _surrogate_grad_(code, temp, scale, d)
-            for i in range(lo, hi):
-                u = gI[t, i]
-                g = gh[i]
-                gx = (gS[t, i] - g * u) * d[i - lo]
-                gu = gx if u - theta > 0 else g + gx
-                gI[t, i] = gu
-                gh[i] = tau * gu
+            ut = gI[t, lo:hi]
+            gst = gS[t, lo:hi]
+            for j in range(n):
+                dc[j] = ut[j] - theta
+            _surrogate_grad_(code, temp, scale, dc)
+            for j in range(n):
+                u = ut[j]
+                gx = (gst[j] - g[j] * u) * dc[j]
+                gu = gx if u - theta > 0 else g[j] + gx
+                ut[j] = gu
+                g[j] = tau * gu
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
@@ -157,19 +166,20 @@ def _alif_fwd_nb(I, h, a, sp, tau, theta, beta, rho, S, start, stop):  # pragma:
     T = I.shape[0]
     for lo in range(start, stop, _CHUNK):
         hi = min(stop, lo + _CHUNK)
+        hc = h[lo:hi]
+        ac = a[lo:hi]
+        sc = sp[lo:hi]
         for t in range(T):
-            for i in range(lo, hi):
-                av = rho * a[i] + sp[i]
-                a[i] = av
-                u = tau * h[i] + I[t, i]
-                if u - (theta + beta * av) > 0:
-                    S[t, i] = 1
-                    sp[i] = 1
-                    h[i] = 0
-                else:
-                    S[t, i] = 0
-                    sp[i] = 0
-                    h[i] = u
+            it = I[t, lo:hi]
+            st = S[t, lo:hi]
+            for j in range(hi - lo):
+                av = rho * ac[j] + sc[j]
+                ac[j] = av
+                u = tau * hc[j] + it[j]
+                fired = u - (theta + beta * av) > 0
+                st[j] = 1 if fired else 0
+                sc[j] = 1 if fired else 0
+                hc[j] = 0 if fired else u
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
@@ -178,48 +188,54 @@ def _alif_bwd_nb(I, h0, a0, s0, gS, ghT, gaT, tau, theta, beta, rho, code, temp,
     """Recompute u_t (into gI), a_t (into A) and the spikes, then sweep back; gh, ga, gs receive the
     gradients of the initial state h_0, a_0, s_0."""
     T = I.shape[0]
+    d = np.empty(_CHUNK, dtype=I.dtype)
     for lo in range(start, stop, _CHUNK):
         hi = min(stop, lo + _CHUNK)
-        d = np.empty(hi - lo, dtype=np.float64)
-        for i in range(lo, hi):
-            gh[i] = h0[i]  # running h, a and last spikes during the recompute sweep
-            ga[i] = a0[i]
-            gs[i] = s0[i]
+        n = hi - lo
+        g = gh[lo:hi]  # running h, then d loss / d h_t
+        gac = ga[lo:hi]  # running a, then d loss / d a_0
+        gsc = gs[lo:hi]  # running last spikes, then d loss / d a_{t+1}, finally d loss / d s_0
+        g[:] = h0[lo:hi]
+        gac[:] = a0[lo:hi]
+        gsc[:] = s0[lo:hi]
         for t in range(T):
-            for i in range(lo, hi):
-                av = rho * ga[i] + gs[i]
-                A[t, i] = av
-                ga[i] = av
-                u = tau * gh[i] + I[t, i]
-                gI[t, i] = u
-                if u - (theta + beta * av) > 0:
-                    gh[i] = 0
-                    gs[i] = 1
-                else:
-                    gh[i] = u
-                    gs[i] = 0
-        for i in range(lo, hi):
-            gh[i] = ghT[i] if ghT.shape[0] else 0  # d loss / d h_t (empty array: zero)
-            gs[i] = 0  # d loss / d a_{t+1} (a_{T+1} is not computed here)
+            it = I[t, lo:hi]
+            ut = gI[t, lo:hi]
+            at = A[t, lo:hi]
+            for j in range(n):
+                av = rho * gac[j] + gsc[j]
+                at[j] = av
+                gac[j] = av
+                u = tau * g[j] + it[j]
+                ut[j] = u
+                fired = u - (theta + beta * av) > 0
+                g[j] = 0 if fired else u
+                gsc[j] = 1 if fired else 0
+        if ghT.shape[0]:
+            g[:] = ghT[lo:hi]
+        else:
+            g[:] = 0
+        gsc[:] = 0  # a_{T+1} is not computed here
+        dc = d[:n]
         for t in range(T - 1, -1, -1):
-            for i in range(lo, hi):
-                d[i - lo] = gI[t, i] - (theta + beta * A[t, i])
-            _surrogate_grad_(code, temp, scale, d)
-            for i in range(lo, hi):
-                u = gI[t, i]
-                g = gh[i]
-                gan = gs[i]
-                gx = (gS[t, i] + gan - g * u) * d[i - lo]
-                gu = gx if u - (theta + beta * A[t, i]) > 0 else g + gx
-                gI[t, i] = gu
-                gh[i] = tau * gu
+            ut = gI[t, lo:hi]
+            at = A[t, lo:hi]
+            gst = gS[t, lo:hi]
+            for j in range(n):
+                dc[j] = ut[j] - (theta + beta * at[j])
+            _surrogate_grad_(code, temp, scale, dc)
+            last = t == T - 1 and gaT.shape[0] > 0
+            for j in range(n):
+                u = ut[j]
+                gan = gsc[j]
+                gx = (gst[j] + gan - g[j] * u) * dc[j]
+                gu = gx if u - (theta + beta * at[j]) > 0 else g[j] + gx
+                ut[j] = gu
+                g[j] = tau * gu
                 gat = rho * gan - beta * gx
-                if t == T - 1 and gaT.shape[0]:
-                    gat += gaT[i]
-                gs[i] = gat  # = d loss / d a_t, the "a_{t+1}" of step t - 1
-        for i in range(lo, hi):
-            ga[i] = rho * gs[i]  # a_1 = rho a_0 + s_0
-            # gs[i] already holds d loss / d a_1 = d loss / d s_0
+                gsc[j] = gat + gaT[lo + j] if last else gat  # d loss / d a_t, the "a_{t+1}" of step t - 1
+        for j in range(n):
+            gac[j] = rho * gsc[j]  # a_1 = rho a_0 + s_0; gsc already holds d loss / d a_1 = d loss / d s_0
 
 
 # ------------------------------------------------------------------------------------------- helpers
