@@ -23,7 +23,7 @@ def test_probe_bench_json(capsys):
     assert probes.main(["--height", "8", "--width", "8", "--channels", "2", "--layers", "2", "--windows", "4",
                         "--repeats", "1", "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert out["layers"] == 2 and out["window_ms"] > 0 and "overhead" in out
+    assert out["layers"] == 2 and out["window_ms"] > 0 and "overhead" in out and out["hook_ms_per_window"] > 0
     assert set(out["rates"]) == {"2", "5"}
 
 
