@@ -29,7 +29,6 @@ Recurrences (REFERENCE §4), state h = potential after reset:
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import threading
@@ -43,8 +42,6 @@ from torch import Tensor
 from eventstereo.snn.surrogates import Surrogate
 
 __all__ = ["lif_sequence", "alif_sequence", "numba_applicable", "IMPLS"]
-
-log = logging.getLogger(__name__)
 
 IMPLS = ("auto", "numba", "torch")
 _CHUNK = 1024  # elements per parallel work item: T x 1024 floats stay in cache between sweeps
