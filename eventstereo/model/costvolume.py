@@ -12,9 +12,9 @@ of that volume (2C -> C' channels), by far the largest layer if evaluated as wri
   tap), each added shifted by its plane's disparity, plus a one-column correction where the volume
   cuts R off at the right border.
 
-:class:`CostVolumeStem` does that: about 2 x 3 2-D convs at 1/3 resolution instead of a 3-D conv over
-``D`` planes, bit-for-bit the same function up to float rounding (tested against :func:`concat_volume`
-followed by ``F.conv3d``).
+:class:`CostVolumeStem` does that: a handful of 2-D convs at 1/3 resolution instead of a 3-D conv over
+``D`` planes, the same function up to float rounding (tested against :func:`concat_volume` followed by
+``F.conv3d``, values and gradients).
 """
 
 from __future__ import annotations

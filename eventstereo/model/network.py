@@ -28,10 +28,12 @@ H and W are padded (zeros, right/bottom) to ``genotype.resolution_multiple`` and
 Paper channel setting: F = 8 (n = 3) gives 868,033 parameters here (866,305 without BN), the paper's
 0.87M, so the published genotype ships with F = 8. The demo width F = 2 has 54,901.
 
-Speed on a 2-core CPU (torch 2.13, 346x260, 64 planes, one window per call; other jobs running, so the
-best of 10 calls; ``python -m eventstereo.model.bench``): F = 2 about 55-65 ms (15-18 windows/s), F = 8
-about 250 ms (4 windows/s). The work goes into the 3-D cells at 1/6 and 1/12 resolution; everything at
-1/3 resolution is either 2-D or computed at the coarser level it is read at.
+Speed on this project's 2-core CPU (torch 2.13, 346x260, 64 planes, ``step``, shared with other jobs;
+``python -m eventstereo.model.bench``): CPU time per window about 48 ms at F = 2 and 215 ms at F = 8
+(one thread); best wall time under a load of ~5 with ``OMP_WAIT_POLICY=PASSIVE``, 14-22 and 3-4.5
+windows/s. Without PASSIVE, two spinning OpenMP threads on an overloaded machine can be several times
+slower. The work is in the 3-D cells at 1/6 and 1/12 resolution; the layers at 1/3 resolution are 2-D
+or computed only where they are read.
 """
 
 from __future__ import annotations
