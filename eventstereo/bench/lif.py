@@ -184,7 +184,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--channels", type=int, default=64)
     p.add_argument("--size", type=int, default=64, help="height = width")
-    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's setting)")
