@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -25,7 +24,7 @@ import numpy as np
 from eventstereo.errors import InputError
 from eventstereo.events.types import EVENT_DTYPE
 from eventstereo.events.window import StereoWindow
-from eventstereo.sources.base import Source
+from eventstereo.sources.base import IndexedSource
 from eventstereo.sources.calib_yaml import load_yaml
 from eventstereo.sources.h5util import dataset, open_h5, read_item, read_rows
 from eventstereo.sources.mvsec import round_maps
@@ -295,7 +294,7 @@ def list_sequences(root: str | Path, subset: str = "train") -> list[str]:
     )
 
 
-class DSECSource(Source):
+class DSECSource(IndexedSource):
     """DSEC windows ending at the disparity timestamps (with GT), or back-to-back windows where a sequence
     has no disparity folder (the test set). Several sequences play one after another; the first window
     of each is marked ``gap_before``."""
@@ -345,43 +344,16 @@ class DSECSource(Source):
         self.sensor_size = self.seqs[0].sensor_size
         self.fxb = self.seqs[0].fxb
         self.has_gt = all(q.has_gt for q in self.seqs)
-        self._pos = 0
-        self._gap_next = False
 
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def read_window(self, i: int, *, gap_before: bool | None = None) -> StereoWindow:
+    def _window(self, i: int, gap_before: bool) -> StereoWindow:
         qi, k = self.items[i]
-        gap = (i > 0 and self.items[i - 1][0] != qi) if gap_before is None else gap_before
-        return self.seqs[qi].window(k, index=i, gap_before=gap)
+        return self.seqs[qi].window(k, index=i, gap_before=gap_before)
 
-    def __iter__(self) -> Iterator[StereoWindow]:
-        while self._pos < len(self.items):
-            i = self._pos
-            gap = self._gap_next or (i > 0 and self.items[i - 1][0] != self.items[i][0])
-            self._gap_next = False
-            win = self.read_window(i, gap_before=gap)
-            self._pos = i + 1
-            yield win
-        self._pos = 0
-
-    def seek_window(self, i: int) -> None:
-        if not 0 <= i <= len(self.items):
-            raise IndexError(f"window {i} out of range (0..{len(self.items)})")
-        self._pos, self._gap_next = i, True
-
-    def seek(self, t_us: int) -> None:
-        """Continue from the first window of the current sequence ending at or after ``t_us`` (us from the
-        sequence's left ``t_offset``)."""
-        qi = self.items[min(self._pos, len(self.items) - 1)][0]
+    def _window_end_us(self, i: int) -> int:
+        """Window end in us from the sequence's left ``t_offset``."""
+        qi, k = self.items[i]
         q = self.seqs[qi]
-        idx = [i for i, (s, _) in enumerate(self.items) if s == qi]
-        for i in idx:
-            if q.window_end(self.items[i][1]) - q.t0 >= t_us:
-                self.seek_window(i)
-                return
-        self.seek_window(idx[-1] + 1)
+        return q.window_end(k) - q.t0
 
     def describe(self) -> str:
         names = ",".join(q.name for q in self.seqs)

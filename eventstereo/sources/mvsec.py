@@ -15,7 +15,6 @@ import random
 import re
 import zipfile
 from collections import OrderedDict
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import numpy as np
 from eventstereo.errors import InputError
 from eventstereo.events.types import EVENT_DTYPE
 from eventstereo.events.window import StereoWindow
-from eventstereo.sources.base import Source
+from eventstereo.sources.base import IndexedSource
 from eventstereo.sources.calib_yaml import parse_yaml
 from eventstereo.sources.h5util import dataset, open_h5, read_item, read_rows
 
@@ -617,7 +616,7 @@ class MVSECSequence:
 # -------------------------------------------------------------------------------------------- source
 
 
-class MVSECSource(Source):
+class MVSECSource(IndexedSource):
     """MVSEC windows: one sequence replayed in order, or a subset of split 1 / 3.
 
     Sequence mode yields one window per depth frame (or back-to-back windows when the GT file is absent);
@@ -695,8 +694,6 @@ class MVSECSource(Source):
         self.sensor_size = first.sensor_size
         self.fxb = first.fxb
         self.has_gt = not self._plain
-        self._pos = 0
-        self._gap_next = False
 
     def _sequence(self, name: str, require_gt: bool | None = None) -> MVSECSequence:
         seq = self._seqs.get(name)
@@ -731,61 +728,21 @@ class MVSECSource(Source):
                     source=str(seq.gt_path),
                 )
 
-    def __len__(self) -> int:
-        return len(self.items)
-
     @property
     def sequences(self) -> list[str]:
         return sorted({s for s, _ in self.items})
 
-    def _consecutive(self, i: int) -> bool:
-        if i == 0:
-            return True
-        (s0, f0), (s1, f1) = self.items[i - 1], self.items[i]
-        return s0 == s1 and f1 == f0 + 1
-
-    def read_window(self, i: int, *, gap_before: bool | None = None) -> StereoWindow:
-        """Window i of this source (random access); gap_before defaults to 'frame does not follow i-1'."""
-        if not -len(self.items) <= i < len(self.items):
-            raise IndexError(f"window {i} out of range (0..{len(self.items) - 1})")
-        i %= len(self.items)
+    def _window(self, i: int, gap_before: bool) -> StereoWindow:
         name, f = self.items[i]
         seq = self._sequence(name)
-        gap = (not self._consecutive(i)) if gap_before is None else gap_before
         if self._plain:
-            return seq.plain_window(f, index=i, gap_before=gap)
-        return seq.frame_window(f, index=i, gap_before=gap)
+            return seq.plain_window(f, index=i, gap_before=gap_before)
+        return seq.frame_window(f, index=i, gap_before=gap_before)
 
-    def __iter__(self) -> Iterator[StereoWindow]:
-        while self._pos < len(self.items):
-            i = self._pos
-            gap = self._gap_next or not self._consecutive(i)
-            self._gap_next = False
-            win = self.read_window(i, gap_before=gap)
-            self._pos = i + 1
-            yield win
-        self._pos = 0
-
-    def seek_window(self, i: int) -> None:
-        """Continue from window i; the next window is marked as following a gap."""
-        if not 0 <= i <= len(self.items):
-            raise IndexError(f"window {i} out of range (0..{len(self.items)})")
-        self._pos = i
-        self._gap_next = True
-
-    def seek(self, t_us: int) -> None:
-        """Continue from the first window of the current sequence that ends at or after ``t_us``
-        (microseconds from the sequence's first event)."""
-        cur = self.items[min(self._pos, len(self.items) - 1)][0]
-        idx = [i for i, (s, _) in enumerate(self.items) if s == cur]
-        seq = self._sequence(cur)
-        for i in idx:
-            f = self.items[i][1]
-            t_end = (f + 1) * self.window_us if self._plain else int(seq.depth_t_end_us[f])
-            if t_end >= t_us:
-                self.seek_window(i)
-                return
-        self.seek_window(idx[-1] + 1)
+    def _window_end_us(self, i: int) -> int:
+        """Window end in us from the sequence's first event."""
+        name, f = self.items[i]
+        return (f + 1) * self.window_us if self._plain else int(self._sequence(name).depth_t_end_us[f])
 
     def describe(self) -> str:
         return f"MVSEC {self.label}: {len(self)} windows, " + super().describe()
