@@ -280,32 +280,22 @@ def emit_events(l0, l1, ref, last_t, c_on, c_off, ta, tb, t_max, refractory,
         y = i // width
         x = i - y * width
         last = last_t[i]
-        if d >= con:
-            while v1 - r >= con:
-                r += con
-                frac = (r - v0) / dl if dl != 0.0 else 1.0
-                frac = min(max(frac, 0.0), 1.0)
-                te = min(np.int64(math.floor(ta + frac * span)), t_max)
-                if te - last >= refractory:
-                    ex[n] = x
-                    ey[n] = y
-                    et[n] = te
-                    ep[n] = 1
-                    n += 1
-                    last = te
-        else:
-            while v1 - r <= -coff:
-                r -= coff
-                frac = (r - v0) / dl if dl != 0.0 else 1.0
-                frac = min(max(frac, 0.0), 1.0)
-                te = min(np.int64(math.floor(ta + frac * span)), t_max)
-                if te - last >= refractory:
-                    ex[n] = x
-                    ey[n] = y
-                    et[n] = te
-                    ep[n] = 0
-                    n += 1
-                    last = te
+        on = d >= con  # one direction per interval: the change is linear, so all crossings share a sign
+        c = con if on else coff
+        sgn = 1.0 if on else -1.0
+        pol = 1 if on else 0
+        while (v1 - r) * sgn >= c:
+            r += sgn * c
+            frac = (r - v0) / dl if dl != 0.0 else 1.0
+            frac = min(max(frac, 0.0), 1.0)
+            te = min(np.int64(math.floor(ta + frac * span)), t_max)
+            if te - last >= refractory:
+                ex[n] = x
+                ey[n] = y
+                et[n] = te
+                ep[n] = pol
+                n += 1
+                last = te
         ref[i] = r
         last_t[i] = last
     return n, npix
