@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = p.add_argument_group("model")
     m.add_argument("--genotype", default=None, help="genotype name or JSON file (default: the builder's)")
     m.add_argument("--filter-multiplier", type=int, default=None, help="channels per node at level 1")
-    m.add_argument("--max-disparity", type=int, default=None, help="largest disparity (default: data's)")
+    m.add_argument("--max-disparity", type=int, default=None, help="largest disparity (default: genotype's)")
     m.add_argument("--model-options", default="{}", help="JSON dict of extra build_stereo_model keywords")
     m.add_argument("--init", help="start from this model file's weights")
     t = p.add_argument_group("training")
@@ -102,9 +102,12 @@ def build_model(args: argparse.Namespace, max_disparity: int):
         from eventstereo.model.genotype import load_genotype
 
         genotype = load_genotype(args.genotype)
-    return build_stereo_model(genotype=genotype, filter_multiplier=args.filter_multiplier,
-                              max_disparity=args.max_disparity or max_disparity,
-                              **json.loads(args.model_options))
+    model = build_stereo_model(genotype=genotype, filter_multiplier=args.filter_multiplier,
+                               max_disparity=args.max_disparity, **json.loads(args.model_options))
+    if model.max_disparity < max_disparity:
+        log.warning("the model covers disparities up to %d, the data up to %d: larger GT is not trained on",
+                    model.max_disparity, max_disparity)
+    return model
 
 
 def main(argv: list[str] | None = None) -> int:
