@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from eventstereo.bench.common import bench_parser, best_time, report
+from eventstereo.bench._common import bench_parser, best_time, report
 from eventstereo.events import SBTSettings, encode_sbt, make_events
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eventstereo.bench.common import bench_parser, report
+from eventstereo.bench._common import bench_parser, report
 from eventstereo.events.sbt import SBTSettings, encode_sbt
 from eventstereo.events.types import from_xytp_array
 from eventstereo.sources.h5util import open_h5
