@@ -105,8 +105,8 @@ def build_model(args: argparse.Namespace, max_disparity: int):
     model = build_stereo_model(genotype=genotype, filter_multiplier=args.filter_multiplier,
                                max_disparity=args.max_disparity, **json.loads(args.model_options))
     if model.max_disparity < max_disparity:
-        log.warning("the model covers disparities up to %d, the data up to %d: larger GT is not trained on",
-                    model.max_disparity, max_disparity)
+        log.warning("the model covers disparities up to %d, the data's source up to %d: GT beyond the "
+                    "model's range is left out of the loss", model.max_disparity, max_disparity)
     return model
 
 

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from eventstereo.bench.common import bench_parser, report
+from eventstereo.bench._common import bench_parser, report
 from eventstereo.events.window import StereoWindow
 from eventstereo.runtime.session import SessionOptions, StreamSession
 from eventstereo.sources.base import Source
@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from eventstereo.model import build_stereo_model
     from eventstereo.model.io import load_bundled_model
+    from eventstereo.snn import fold_batchnorms
 
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     devices = [d for d in devices if d == "cpu" or torch.cuda.is_available()]
@@ -131,12 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     bundled = load_bundled_model()
 
     def demo():
-        loaded = load_bundled_model()
+        loaded = load_bundled_model(fold_bn=True)  # as `eventstereo stream` loads it
         return loaded.model, loaded.sbt_settings
 
     def paper():
         torch.manual_seed(0)
-        return build_stereo_model(max_disparity=63).eval(), bundled.sbt_settings
+        return fold_batchnorms(build_stereo_model(max_disparity=63).eval()), bundled.sbt_settings
 
     results: dict = {"threads": torch.get_num_threads(), "sensor": list(source.sensor_size)}
     lines = [f"stream benchmark: 346x260 synthetic windows replayed from memory, torch threads "

@@ -37,7 +37,8 @@ class SessionOptions:
     channels-last layouts; compile: wrap model.step in torch.compile; overlap: read and encode in a
     background thread (off = everything in the caller's thread, the baseline the benchmark compares);
     queue_size: windows encoded ahead of inference; measure_rates: per-layer firing rates and energy
-    (costs a forward hook per spiking layer)."""
+    (costs a forward hook per spiking layer); energy_recount: windows between exact operation counts
+    (see _RateMeter)."""
 
     device: str = "cpu"
     channels_last: bool = False
@@ -45,6 +46,7 @@ class SessionOptions:
     overlap: bool = True
     queue_size: int = 4
     measure_rates: bool = True
+    energy_recount: int = 50
     subpixel_radius: int = 2
 
     def resolved_device(self) -> torch.device:
@@ -139,7 +141,7 @@ class StreamSession:
         self._generation = 0
         self._pending_seek: int | None = None
         self.metrics = StereoMetrics()
-        self._meter = (_RateMeter(self.model, sbt_settings, source.sensor_size)
+        self._meter = (_RateMeter(self.model, self._step, options.energy_recount)
                        if options.measure_rates else None)
         self._totals = _Totals()
 
@@ -263,11 +265,11 @@ class StreamSession:
         if self.options.channels_last:
             left, right = (x.contiguous(memory_format=torch.channels_last) for x in (left, right))
         if self._meter is not None:
-            self._meter.begin()
-        cost = self._step(left, right)
+            cost, rates, rate, energy = self._meter.run(left, right)
+        else:
+            cost, rates, rate, energy = self._step(left, right), {}, math.nan, math.nan
         disparity = subpixel_map(cost, radius=self.options.subpixel_radius)[0].float().cpu().numpy()
         infer_ms = (time.perf_counter() - t0) * 1e3
-        rates, rate, energy = self._meter.end() if self._meter is not None else ({}, math.nan, math.nan)
         gt = item.window.gt_disparity
         if gt is not None:
             self.metrics.update(disparity, gt, self.source.fxb)
@@ -288,6 +290,18 @@ class StreamSession:
             read_ms=item.read_ms, encode_ms=item.encode_ms, infer_ms=infer_ms,
             windows_per_s=tot.windows / max(elapsed, 1e-9), reset=reset,
         )
+
+    def close(self) -> None:
+        """Remove the measurement hooks from the model (the source is the caller's to close)."""
+        if self._meter is not None:
+            self._meter.close()
+            self._meter = None
+
+    def __enter__(self) -> StreamSession:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # --- results ------------------------------------------------------------------------------------
     def summary(self) -> dict:
@@ -315,18 +329,63 @@ class StreamSession:
         return out
 
 
-class _RateMeter:
-    """Per-window firing rates (a probe on every spiking layer) and the energy they imply."""
+class _StepCall(torch.nn.Module):
+    """Presents ``step`` as a module call, so the op counter can hook the layers of one window's step."""
 
-    def __init__(self, model: torch.nn.Module, settings: SBTSettings, sensor_size: tuple[int, int]):
+    def __init__(self, model: torch.nn.Module, step):
+        super().__init__()
+        self.model = model
+        self._fn = step
+        self.output: torch.Tensor | None = None
+
+    def forward(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        self.output = self._fn(left, right)
+        return self.output
+
+
+class _RateMeter:
+    """Per-window firing rates of every spiking layer, and the energy of the window's operations.
+
+    Rates come from a FiringRateProbe (cheap enough to stay attached). Energy (REFERENCE §10:
+    accumulates for spike-fed layers at their input firing rate, multiply-accumulates for real-valued
+    inputs) needs every weight layer's input rate, which costs an extra pass over all activations; it
+    is counted exactly on the first window and every ``recount`` windows, and in between its spike-fed
+    part is scaled by the window's mean firing rate relative to the counted window's, so it follows the
+    scene's activity at the probe's cost.
+    """
+
+    def __init__(self, model: torch.nn.Module, step, recount: int):
         from eventstereo.snn import FiringRateProbe
 
-        self.model = model
-        self.probe = FiringRateProbe(model)
+        self.probe = FiringRateProbe(model).attach()
+        self.call = _StepCall(model, step)
+        self.recount = max(1, recount)
+        self.windows = 0
+        self.fixed_mj = self.spiking_mj = self.ref_rate = math.nan
 
-    def begin(self) -> None:
+    def run(self, left: torch.Tensor, right: torch.Tensor
+            ) -> tuple[torch.Tensor, dict[str, float], float, float]:
+        from eventstereo.snn import count_ops, energy_mj
+
         self.probe.reset()
+        exact = self.windows % self.recount == 0
+        self.windows += 1
+        if exact:
+            ops = count_ops(self.call, (left, right))
+            cost, self.call.output = self.call.output, None
+        else:
+            cost = self.call(left, right)
+            self.call.output = None
+        rate = self.probe.mean_rate()
+        if exact:
+            self.fixed_mj = energy_mj(o for o in ops if not o.spike_fed)
+            self.spiking_mj = energy_mj(o for o in ops if o.spike_fed)
+            self.ref_rate = rate
+            energy = self.fixed_mj + self.spiking_mj
+        else:
+            scale = rate / self.ref_rate if self.ref_rate > 0 else 1.0
+            energy = self.fixed_mj + self.spiking_mj * scale
+        return cost, self.probe.rates(), rate, energy
 
-    def end(self) -> tuple[dict[str, float], float, float]:
-        rates = self.probe.rates()
-        return rates, self.probe.mean_rate(), math.nan
+    def close(self) -> None:
+        self.probe.detach()

@@ -4,8 +4,9 @@ The spiking network keeps state across windows, so it must train on runs of cons
 paper's "several consecutive SBT stacks form one input sequence"). Any *window store* works: an
 ``SBTCache`` file (fast: frames are encoded once) or ``EncodedWindows``, which encodes windows from
 registry sources in memory at start-up. A store has ``__len__``, ``__getitem__(i)`` returning a record
-with ``left``, ``right`` (C, H, W), ``gt`` (H, W; inf = invalid), ``gap_before``, and ``runs()``: ranges
-of windows that follow each other in time with no gap.
+with ``left``, ``right`` (C, H, W), ``gt`` (H, W; inf = invalid), ``gap_before``, and ``runs()``:
+(start, stop) index pairs of windows that follow each other in time with no gap; and the attributes
+``sensor_size``, ``fxb``, ``max_disparity`` and ``sbt_settings``.
 """
 
 from __future__ import annotations
@@ -85,21 +86,52 @@ class EncodedWindows:
     def __getitem__(self, i: int) -> EncodedWindow:
         return self._windows[i]
 
-    def runs(self) -> list[range]:
+    def runs(self) -> list[tuple[int, int]]:
         return contiguous_runs(self)
 
 
-def contiguous_runs(store) -> list[range]:
-    """Split a store into ranges of consecutive windows: a run ends before a gap or a new sequence."""
+def contiguous_runs(store) -> list[tuple[int, int]]:
+    """(start, stop) of the runs of consecutive windows: a run ends before a gap or a new sequence."""
     runs, start = [], 0
     for i in range(1, len(store)):
         a, b = store[i - 1], store[i]
         if b.gap_before or b.sequence != a.sequence:
-            runs.append(range(start, i))
+            runs.append((start, i))
             start = i
     if len(store):
-        runs.append(range(start, len(store)))
+        runs.append((start, len(store)))
     return runs
+
+
+class ConcatStores:
+    """Several window stores (e.g. one SBT cache per synthetic seed) read as one; runs never cross from
+    one store into the next. All must share sensor size, fxB and SBT settings."""
+
+    def __init__(self, stores: Sequence):
+        if not stores:
+            raise ValueError("no window stores given")
+        first = stores[0]
+        for st in stores[1:]:
+            key = (st.sensor_size, st.fxb, st.sbt_settings)
+            if key != (first.sensor_size, first.fxb, first.sbt_settings):
+                raise ValueError(f"window stores disagree: {getattr(st, 'path', st)} has sensor "
+                                 f"{st.sensor_size}, fxB {st.fxb}, {st.sbt_settings}; the first has "
+                                 f"{first.sensor_size}, {first.fxb}, {first.sbt_settings}")
+        self.stores = list(stores)
+        self.offsets = np.cumsum([0] + [len(st) for st in self.stores])
+        self.sensor_size, self.fxb, self.sbt_settings = first.sensor_size, first.fxb, first.sbt_settings
+        self.max_disparity = max(st.max_disparity for st in self.stores)
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    def __getitem__(self, i: int):
+        k = int(np.searchsorted(self.offsets, i, side="right")) - 1
+        return self.stores[k][i - int(self.offsets[k])]
+
+    def runs(self) -> list[tuple[int, int]]:
+        return [(int(off) + a, int(off) + b)
+                for off, st in zip(self.offsets, self.stores) for a, b in st.runs()]
 
 
 class WindowSequences(Dataset):
@@ -123,7 +155,7 @@ class WindowSequences(Dataset):
         self.random_crop = random_crop
         self.epoch = 0
         stride = stride or seq_len
-        self.starts = [s for r in store.runs() for s in range(r.start, r.stop - seq_len + 1, stride)]
+        self.starts = [s for a, b in store.runs() for s in range(a, b - seq_len + 1, stride)]
         if not self.starts:
             raise ValueError(f"no run of {seq_len} consecutive windows in a store of {len(store)} windows")
         w, h = store.sensor_size

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 from eventstereo.events.sbt import SBTSettings
-from eventstereo.training.data import EncodedWindows
+from eventstereo.training.data import ConcatStores, EncodedWindows
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +40,42 @@ def sources_for_seeds(args: argparse.Namespace, seeds: list[int]):
         yield open_source(a)
 
 
-def store_from_args(args: argparse.Namespace, seeds: str | None, windows: int | None, settings: SBTSettings):
-    """A window store: the SBT cache ``args.cache`` if set, else windows encoded from registry sources
-    (one per seed of ``seeds`` when given)."""
+def cache_name(source, seed: int, windows: int | None, settings: SBTSettings) -> str:
+    """A cache file name that changes whenever what it holds would."""
+    w, h = source.sensor_size
+    return (f"{source.name}-seed{seed}-n{windows or 'all'}-{w}x{h}-{source.window_us}us-"
+            f"{settings.mode}{settings.n_bins}{'' if settings.newest_first else 'old'}.h5")
+
+
+def cached_windows(args: argparse.Namespace, seeds: list[int], windows: int | None, settings: SBTSettings,
+                   cache_dir: str | os.PathLike, *, build: bool = True):
+    """The windows of one registry source per seed, each encoded once into ``cache_dir`` (an SBT cache
+    file per seed, reused by later runs) and read back as one store. ``build=False`` only opens."""
+    from eventstereo.sources.cache import SBTCache, write_sbt_cache
+
+    stores = []
+    for seed, source in zip(seeds, sources_for_seeds(args, seeds)):
+        with source:
+            path = Path(cache_dir) / cache_name(source, seed, windows, settings)
+            if build and not path.exists():
+                write_sbt_cache(source, path, settings, max_windows=windows, progress=False)
+        stores.append(SBTCache(path, expect_settings=settings))
+    log.info("%d cached windows from %d seeds in %s", sum(len(s) for s in stores), len(stores), cache_dir)
+    return ConcatStores(stores)
+
+
+def store_from_args(args: argparse.Namespace, seeds: str | None, windows: int | None, settings: SBTSettings,
+                    *, cache_dir: str | os.PathLike | None = None, build: bool = True):
+    """A window store: the SBT cache file(s) ``args.cache`` if set; else one registry source per seed of
+    ``seeds`` (default ``args.seed``), cached in ``cache_dir`` when given, else encoded in memory."""
     if getattr(args, "cache", None):
         from eventstereo.sources.cache import SBTCache
 
-        return SBTCache(args.cache)
+        paths = [args.cache] if isinstance(args.cache, (str, os.PathLike)) else list(args.cache)
+        return ConcatStores([SBTCache(p) for p in paths])
     seed_list = parse_seeds(seeds) if seeds else [args.seed]
+    if cache_dir:
+        return cached_windows(args, seed_list, windows, settings, cache_dir, build=build)
     return EncodedWindows.from_sources(sources_for_seeds(args, seed_list), settings,
                                        windows_per_source=windows)
 
