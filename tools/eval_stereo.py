@@ -95,7 +95,9 @@ def render_panels(results: list[WindowResult], max_disparity: float) -> np.ndarr
         err = np.where(np.isfinite(gt), np.abs(r.disparity - gt), np.inf)
         tiles = [_colour(r.disparity, max_disparity, cv2.COLORMAP_TURBO),
                  _colour(gt, max_disparity, cv2.COLORMAP_TURBO), _colour(err, 4.0, cv2.COLORMAP_INFERNO)]
-        for tile, label in zip(tiles, (f"prediction (window {r.window.index})", "GT", "|error| 0-4 px")):
+        where = f"seed {r.window.meta['seed']}, " if "seed" in r.window.meta else ""
+        labels = (f"prediction ({where}window {r.window.index})", "GT", "|error| 0-4 px")
+        for tile, label in zip(tiles, labels):
             cv2.putText(tile, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
         rows.append(np.concatenate(tiles, axis=1))
     return np.concatenate(rows, axis=0)

@@ -168,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
             "commit": git_commit(),
             "training_windows": len(store),
             "training_sequences": len(dataset),
-            "wall_time_s": round(time.time() - t_start, 1),
+            "process_wall_time_s": round(time.time() - t_start, 1),  # this invocation (resumes restart it)
+            "final_step": cfg.iterations,
             "parameters": n_params,
         }
         save_model(export, trained.cpu(), sbt_settings=settings, provenance=provenance)

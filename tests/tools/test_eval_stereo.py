@@ -1,0 +1,56 @@
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import cv2
+import pytest
+import torch
+
+from eventstereo.events.sbt import SBTSettings
+from eventstereo.model import build_stereo_model
+from eventstereo.model.io import save_model
+
+TOOL = Path(__file__).resolve().parents[2] / "tools" / "eval_stereo.py"
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("eval_stereo", TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_table_png_and_overall_row(tmp_path, capsys):
+    torch.manual_seed(0)
+    model = tmp_path / "m.safetensors"
+    save_model(model, build_stereo_model(filter_multiplier=1, max_disparity=8), sbt_settings=SBTSettings(),
+               provenance={})
+    png = tmp_path / "maps.png"
+    rc = _tool().main(["--model", str(model), "--width", "48", "--height", "36", "--seeds", "3-4",
+                       "--windows", "7", "--png", str(png), "--png-windows", "2", "--json"])
+    assert rc == 0
+    out = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("seed 3") for line in out) and any(line.startswith("all") for line in out)
+    overall = json.loads(out[-1])
+    assert overall["windows"] == overall["gt_windows"] == 14
+    image = cv2.imread(str(png))
+    assert image.shape == (2 * 36, 3 * 48, 3)
+
+
+def test_combine_weights_by_window_count():
+    rows = [{"windows": 1, "gt_windows": 1, "one_pa": 50.0, "windows_per_s": 2.0},
+            {"windows": 3, "gt_windows": 3, "one_pa": 90.0, "windows_per_s": 4.0},
+            {"windows": 2, "gt_windows": 0, "one_pa": math.nan, "windows_per_s": 1.0}]
+    out = _tool().combine(rows)
+    assert out["windows"] == 6 and out["gt_windows"] == 4
+    assert out["one_pa"] == pytest.approx(80.0)
+    assert out["windows_per_s"] == pytest.approx((2 + 12 + 2) / 6)
