@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
+import json
 import logging
 import os
 import subprocess
@@ -40,11 +42,23 @@ def sources_for_seeds(args: argparse.Namespace, seeds: list[int]):
         yield open_source(a)
 
 
-def cache_name(source, seed: int, windows: int | None, settings: SBTSettings) -> str:
-    """A cache file name that changes whenever what it holds would."""
-    w, h = source.sensor_size
-    return (f"{source.name}-seed{seed}-n{windows or 'all'}-{w}x{h}-{source.window_us}us-"
-            f"{settings.mode}{settings.n_bins}{'' if settings.newest_first else 'old'}.h5")
+def source_key(args: argparse.Namespace) -> str:
+    """A short digest of every source option except the seed (root, split, sensor size, ...)."""
+    from eventstereo.sources.registry import add_source_arguments
+
+    probe = argparse.ArgumentParser(add_help=False)
+    add_source_arguments(probe)
+    dests = sorted(a.dest for a in probe._actions if a.dest != "seed")
+    blob = json.dumps({d: getattr(args, d, None) for d in dests}, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:10]
+
+
+def cache_name(args: argparse.Namespace, source, seed: int, windows: int | None,
+               settings: SBTSettings) -> str:
+    """A cache file name that changes whenever what it holds would (source options, seed, count, SBT)."""
+    return (f"{source.name}-{source_key(args)}-seed{seed}-n{windows or 'all'}-"
+            f"{settings.mode}{settings.n_bins}{'' if settings.newest_first else 'old'}-"
+            f"{settings.window_us}us.h5")
 
 
 def cached_windows(args: argparse.Namespace, seeds: list[int], windows: int | None, settings: SBTSettings,
@@ -56,7 +70,7 @@ def cached_windows(args: argparse.Namespace, seeds: list[int], windows: int | No
     stores = []
     for seed, source in zip(seeds, sources_for_seeds(args, seeds)):
         with source:
-            path = Path(cache_dir) / cache_name(source, seed, windows, settings)
+            path = Path(cache_dir) / cache_name(args, source, seed, windows, settings)
             if build and not path.exists():
                 write_sbt_cache(source, path, settings, max_windows=windows, progress=False)
         stores.append(SBTCache(path, expect_settings=settings))

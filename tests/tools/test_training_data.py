@@ -118,3 +118,24 @@ def test_a_failed_write_leaves_the_old_checkpoint(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert torch.load(path, weights_only=True) == {"v": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+
+
+def test_cache_names_follow_the_source_options():
+    import argparse
+
+    from eventstereo.sources.registry import add_source_arguments
+    from eventstereo.training.stereo import cache_name
+
+    p = argparse.ArgumentParser()
+    add_source_arguments(p)
+
+    class Src:
+        name = "synthetic"
+
+    a, b = p.parse_args([]), p.parse_args(["--width", "64"])
+    seed_only = p.parse_args(["--seed", "5"])
+    assert cache_name(a, Src, 1, 8, SETTINGS) != cache_name(b, Src, 1, 8, SETTINGS)
+    assert cache_name(a, Src, 1, 8, SETTINGS) == cache_name(seed_only, Src, 1, 8, SETTINGS)
+    assert cache_name(a, Src, 1, 8, SETTINGS) != cache_name(a, Src, 2, 8, SETTINGS)
+    other = SBTSettings(window_us=10_000, n_bins=3)
+    assert cache_name(a, Src, 1, 8, SETTINGS) != cache_name(a, Src, 1, 8, other)
