@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -21,20 +20,9 @@ from torch.utils.data import Dataset
 
 from eventstereo.events.sbt import SBTSettings, encode_sbt
 from eventstereo.sources.base import Source
+from eventstereo.sources.cache import CachedWindow
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EncodedWindow:
-    """One encoded stereo window, the same fields as an SBT cache record."""
-
-    left: np.ndarray
-    right: np.ndarray
-    gt: np.ndarray
-    t_end_us: int
-    sequence: str
-    gap_before: bool
 
 
 class EncodedWindows:
@@ -43,7 +31,7 @@ class EncodedWindows:
     Sign-mode frames ({-1, 0, 1}) are kept as int8, four times smaller than float32.
     """
 
-    def __init__(self, windows: Sequence[EncodedWindow], *, sensor_size: tuple[int, int], fxb: float,
+    def __init__(self, windows: Sequence[CachedWindow], *, sensor_size: tuple[int, int], fxb: float,
                  max_disparity: int, sbt_settings: SBTSettings):
         self._windows = list(windows)
         self.sensor_size = sensor_size
@@ -55,7 +43,7 @@ class EncodedWindows:
     def from_sources(cls, sources: Iterable[Source], settings: SBTSettings, *,
                      windows_per_source: int | None = None) -> EncodedWindows:
         """Encode up to ``windows_per_source`` windows (with GT) of each source; sources are closed."""
-        store: list[EncodedWindow] = []
+        store: list[CachedWindow] = []
         first: Source | None = None
         dtype = np.int8 if settings.mode == "sign" else np.float32
         for src in sources:
@@ -72,7 +60,7 @@ class EncodedWindows:
                         raise ValueError(f"{src.describe()} has no GT disparity: it cannot train a model")
                     left = encode_sbt(win.left, win.t_end_us, src.sensor_size, settings).astype(dtype)
                     right = encode_sbt(win.right, win.t_end_us, src.sensor_size, settings).astype(dtype)
-                    store.append(EncodedWindow(left, right, win.gt_disparity.astype(np.float32),
+                    store.append(CachedWindow(left, right, win.gt_disparity.astype(np.float32),
                                                win.t_end_us, seq, k == 0 or win.gap_before))
         if first is None:
             raise ValueError("no sources given")
@@ -83,7 +71,7 @@ class EncodedWindows:
     def __len__(self) -> int:
         return len(self._windows)
 
-    def __getitem__(self, i: int) -> EncodedWindow:
+    def __getitem__(self, i: int) -> CachedWindow:
         return self._windows[i]
 
     def runs(self) -> list[tuple[int, int]]:

@@ -9,8 +9,8 @@ import torch
 
 from eventstereo.events.sbt import SBTSettings
 from eventstereo.model import build_stereo_model
+from eventstereo.sources.cache import CachedWindow
 from eventstereo.training import EncodedWindows, TrainConfig, WindowSequences, load_checkpoint, train
-from eventstereo.training.data import EncodedWindow
 
 ROOT = Path(__file__).resolve().parents[2]
 H, W = 24, 36
@@ -25,7 +25,7 @@ def _store(n=8, seed=0):
         right = np.zeros_like(left)
         right[..., :-3] = left[..., 3:]
         gt = np.full((H, W), 3.0, np.float32)
-        wins.append(EncodedWindow(left, right, gt, 50_000 * (i + 1), "s", False))
+        wins.append(CachedWindow(left, right, gt, 50_000 * (i + 1), "s", False))
     return EncodedWindows(wins, sensor_size=(W, H), fxb=1.0, max_disparity=8,
                           sbt_settings=SBTSettings(n_bins=5))
 

@@ -4,13 +4,14 @@ import torch
 
 from eventstereo.errors import InputError
 from eventstereo.events.sbt import SBTSettings
+from eventstereo.sources.cache import CachedWindow
 from eventstereo.training.checkpoint import (
     atomic_torch_save,
     load_checkpoint,
     restore_checkpoint,
     save_checkpoint,
 )
-from eventstereo.training.data import EncodedWindow, EncodedWindows, WindowSequences, contiguous_runs
+from eventstereo.training.data import EncodedWindows, WindowSequences, contiguous_runs
 from eventstereo.training.loop import EpochSampler
 from eventstereo.training.stereo import parse_seeds
 
@@ -24,7 +25,7 @@ def _store(n=10, gaps=(4,), seq_change=(7,), size=(12, 8)):
         frame = np.full((2, h, w), i, np.int8)
         frame[0] = np.arange(w)[None, :]  # column index, to check crops
         gt = np.full((h, w), float(i), np.float32)
-        wins.append(EncodedWindow(frame, -frame, gt, 10_000 * (i + 1), "b" if i >= seq_change[0] else "a",
+        wins.append(CachedWindow(frame, -frame, gt, 10_000 * (i + 1), "b" if i >= seq_change[0] else "a",
                                   i in gaps))
     return EncodedWindows(wins, sensor_size=size, fxb=1.0, max_disparity=7, sbt_settings=SETTINGS)
 
