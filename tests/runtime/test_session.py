@@ -13,15 +13,6 @@ SETTINGS = SBTSettings(window_us=10_000, n_bins=2)
 NO_RATES = SessionOptions(measure_rates=False)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors on a shared 2-core machine run several times faster on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _readers() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "eventstereo-reader"]
 

@@ -12,14 +12,6 @@ KEYS = {"windows", "windows_per_s", "latency_ms", "one_pa", "mde_cm", "mean_disp
         "energy_mj"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     torch.manual_seed(0)

@@ -21,14 +21,6 @@ def _tool():
     return module
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_table_png_and_overall_row(tmp_path, capsys):
     torch.manual_seed(0)
     model = tmp_path / "m.safetensors"

@@ -30,15 +30,6 @@ def _store(n=8, seed=0):
                           sbt_settings=SBTSettings(n_bins=5))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors on a shared 2-core machine run several times faster on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _model():
     torch.manual_seed(0)
     return build_stereo_model(filter_multiplier=1, max_disparity=8)
