@@ -10,8 +10,10 @@ resumes. Distributed: ``torchrun --nproc_per_node N tools/train_stereo.py ...``.
 Settings can come from a JSON file (``--config tools/configs/demo.json``, keys are the option names
 with ``_``); options given on the command line win. The bundled demo model is reproduced with
 
-    python tools/build_demo_cache.py  (see tools/README.md)
     python tools/train_stereo.py --config tools/configs/demo.json
+    python tools/train_stereo.py --config tools/configs/demo_finetune.json
+
+(the first run caches the synthetic training scenes under runs/demo-cache; see tools/README.md).
 """
 
 from __future__ import annotations
