@@ -83,7 +83,7 @@ def test_train_stereo_under_torchrun_with_two_gloo_processes(tmp_path):
            "--seq-len", "2", "--crop", "24", "36", "--checkpoint-every", "2", "--log-every", "1",
            "--threads", "1", "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=110, env=env)
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     state = load_checkpoint(out / "checkpoint.pt")
     assert state["step"] == 3
