@@ -63,12 +63,13 @@ class IndexedSource(Source):
     _pos: int = 0
     _gap_next: bool = False
 
+    @abstractmethod
     def _window(self, i: int, gap_before: bool) -> StereoWindow:
-        raise NotImplementedError
+        """Read window i of ``items``."""
 
+    @abstractmethod
     def _window_end_us(self, i: int) -> int:
         """End of window i in microseconds on its sequence's clock (what ``seek`` compares against)."""
-        raise NotImplementedError
 
     def __len__(self) -> int:
         return len(self.items)
