@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr-milestones", type=int, nargs="*", default=[], help="iterations to decay the lr at")
     t.add_argument("--lr-gamma", type=float, default=0.5)
     t.add_argument("--grad-clip", type=float, default=0.0)
+    t.add_argument("--ema-decay", type=float, default=0.0,
+                   help="keep a moving average of the weights with this decay (e.g. 0.999) and export it")
     t.add_argument("--train-seed", type=int, default=0, help="seed of weights, data order and crops")
     t.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     t.add_argument("--threads", type=int, default=0, help="torch threads per process (0 = default)")
@@ -153,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
              len(dataset), args.seq_len, len(store), n_params, model.max_disparity)
     cfg = TrainConfig(iterations=args.iterations, batch_size=args.batch_size, lr=args.lr,
                       lr_milestones=list(args.lr_milestones), lr_gamma=args.lr_gamma, tbptt=args.tbptt,
-                      grad_clip=args.grad_clip, seed=args.train_seed, num_workers=args.workers,
+                      grad_clip=args.grad_clip, ema_decay=args.ema_decay, seed=args.train_seed,
+                      num_workers=args.workers,
                       log_every=args.log_every, checkpoint_every=args.checkpoint_every,
                       validate_every=args.validate_every, device=args.device, progress=not args.no_progress)
     run_config = {k: v for k, v in vars(args).items() if k != "config"}

@@ -55,6 +55,14 @@ def disparity_planes(max_disparity: int) -> int:
     return (max_disparity + 1) // STEM_STRIDE
 
 
+def level_planes(max_disparity: int, levels: int = 4) -> list[int]:
+    """Disparity planes of the 3-D matching net at each level: halved (rounded up) per level down."""
+    planes = [disparity_planes(max_disparity)]
+    for _ in range(1, levels):
+        planes.append(math.ceil(planes[-1] / 2))
+    return planes
+
+
 @dataclass(frozen=True)
 class NetGenotype:
     """One sub-network: ``path`` = level per layer (0 = 1/3 resolution), ``cell`` = (edge, op) pairs."""
@@ -97,6 +105,9 @@ class NeuronSettings:
         if not isinstance(other, NeuronSettings):
             return NotImplemented
         return self.default == other.default and dict(self.overrides) == dict(other.overrides)
+
+    def __reduce__(self):  # the read-only overrides view cannot be pickled or deep-copied as it is
+        return (NeuronSettings, (self.default, dict(self.overrides)))
 
     def __hash__(self) -> int:
         return hash((self.default, tuple(self.overrides.items())))

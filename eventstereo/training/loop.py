@@ -27,6 +27,7 @@ from eventstereo.training.checkpoint import (
     restore_checkpoint,
     save_checkpoint,
 )
+from eventstereo.training.ema import WeightAverage
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,8 @@ log = logging.getLogger(__name__)
 class TrainConfig:
     """How to train; ``iterations`` counts sequences (batches), ``lr_milestones`` are iterations at which
     the learning rate is multiplied by ``lr_gamma``; ``tbptt`` is the number of windows backpropagated
-    together (0 = the whole sequence)."""
+    together (0 = the whole sequence); ``ema_decay`` > 0 keeps a moving average of the weights
+    (WeightAverage), which is then what validation measures and what the run exports."""
 
     iterations: int = 1000
     batch_size: int = 2
@@ -44,6 +46,7 @@ class TrainConfig:
     lr_gamma: float = 0.5
     tbptt: int = 0
     grad_clip: float = 0.0
+    ema_decay: float = 0.0
     seed: int = 0
     num_workers: int = 0
     log_every: int = 10
@@ -125,10 +128,12 @@ def train_sequence(
     *,
     tbptt: int = 0,
     grad_clip: float = 0.0,
+    ema: WeightAverage | None = None,
 ) -> float:
     """One batch of sequences: reset state, then forward/backward/step per chunk of ``tbptt`` windows,
     detaching state between chunks (truncated BPTT). ``net`` is what to call (maybe DDP-wrapped),
-    ``model`` the bare network (for reset/detach). Returns the mean loss over chunks."""
+    ``model`` the bare network (for reset/detach); ``ema`` is updated after every optimizer step.
+    Returns the mean loss over chunks."""
     left = batch["left"].transpose(0, 1)  # (B, T, ...) from the loader -> (T, B, ...)
     right = batch["right"].transpose(0, 1)
     gt = batch["gt"].transpose(0, 1)
@@ -144,6 +149,8 @@ def train_sequence(
         if grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
+        if ema is not None:
+            ema.update(model)
         model.detach()
         losses.append(float(loss.detach()))
     return sum(losses) / len(losses)
@@ -217,11 +224,20 @@ def train(
                                                      gamma=cfg.lr_gamma)
     ckpt_path = out / CHECKPOINT_NAME
     step = 0
-    if resume and ckpt_path.exists():
-        step = restore_checkpoint(load_checkpoint(ckpt_path, map_location=device), model=model,
-                                  optimizer=optimizer, scheduler=scheduler)
+    state = load_checkpoint(ckpt_path, map_location=device) if resume and ckpt_path.exists() else None
+    if state is not None:
+        step = restore_checkpoint(state, model=model, optimizer=optimizer, scheduler=scheduler)
         _follow_schedule(optimizer, scheduler, cfg, step)
         log.info("resumed from %s at step %d (lr %.2e)", ckpt_path, step, scheduler.get_last_lr()[0])
+    ema = None
+    if cfg.ema_decay > 0:
+        model.reset()
+        ema = WeightAverage(model, cfg.ema_decay)
+        if state is not None and "ema" in state["extra"]:
+            ema.load_state_dict(state["extra"]["ema"])
+        elif state is not None:
+            log.warning("%s holds no weight average: it starts again from the resumed weights", ckpt_path)
+    final = ema.module if ema is not None else model  # what is validated and exported
     sampler = EpochSampler(len(dataset), batch_size=cfg.batch_size, seed=cfg.seed, rank=info.rank,
                            world_size=info.world_size)
     batches_per_epoch = sampler.per_rank // cfg.batch_size
@@ -242,7 +258,8 @@ def train(
     def checkpoint(at: int) -> None:
         if info.is_main:
             save_checkpoint(ckpt_path, model=model, optimizer=optimizer, scheduler=scheduler, step=at,
-                            config={"train": cfg.to_dict(), "run": run_config or {}})
+                            config={"train": cfg.to_dict(), "run": run_config or {}},
+                            extra={"ema": ema.state_dict()} if ema is not None else None)
 
     stats: dict = {}
     loss_sum, loss_n, t_last = 0.0, 0, time.perf_counter()
@@ -254,7 +271,7 @@ def train(
                 dataset.set_epoch(epoch)
             for batch in loader:
                 loss = train_sequence(model, net, _to(batch, device), optimizer, tbptt=cfg.tbptt,
-                                      grad_clip=cfg.grad_clip)
+                                      grad_clip=cfg.grad_clip, ema=ema)
                 scheduler.step()
                 step += 1
                 loss_sum, loss_n = loss_sum + loss, loss_n + 1
@@ -273,18 +290,22 @@ def train(
                     loss_sum, loss_n, t_last = 0.0, 0, now
                 if val_loader is not None and cfg.validate_every and info.is_main and (
                         step % cfg.validate_every == 0 or step == cfg.iterations):
-                    val = evaluate_sequences(model, val_loader, fxb, device)
+                    val = evaluate_sequences(final, val_loader, fxb, device)
                     stats.update({f"val_{k}": v for k, v in val.items()})
                     for k, v in val.items():
                         if writer is not None and isinstance(v, (int, float)):
                             writer.add_scalar(f"val/{k}", v, step)
-                    log.info("step %d validation 1PA %.2f %%", step, val.get("one_pa", float("nan")))
+                    note = ""
+                    if ema is not None:  # the raw iterate too, to see what the average buys
+                        stats["val_raw_one_pa"] = evaluate_sequences(model, val_loader, fxb, device)["one_pa"]
+                        note = f" (weight average; the last iterate {stats['val_raw_one_pa']:.2f} %)"
+                    log.info("step %d validation 1PA %.2f %%%s", step, val.get("one_pa", float("nan")), note)
                 if step % cfg.checkpoint_every == 0 or step == cfg.iterations:
                     checkpoint(step)
                 if step >= cfg.iterations:
                     break
         if info.is_main and on_finish is not None:
-            on_finish(model)
+            on_finish(final)
         if info.world_size > 1:
             dist.barrier()  # the others wait until rank 0 has written its files
     finally:

@@ -113,3 +113,19 @@ def test_layer_names_follow_path_and_reduce():
     d = _published_dict()
     d["matching"]["path"] = [1, 0]
     assert "matching.reduce.neuron" not in neuron_layer_names(StereoGenotype.from_dict(d))
+
+
+def test_neuron_settings_and_a_built_model_copy_and_pickle():
+    import copy
+    import pickle
+
+    from eventstereo.model import build_stereo_model
+
+    settings = NeuronSettings(default=NeuronSpec(tau=0.3),
+                              overrides={"feature.stem1.neuron": NeuronSpec(tau=0.1)})
+    assert pickle.loads(pickle.dumps(settings)) == settings
+    assert copy.deepcopy(settings) == settings
+    model = build_stereo_model(filter_multiplier=1, max_disparity=8)
+    clone = copy.deepcopy(model)  # what a weight average or a search copies
+    assert clone.genotype == model.genotype
+    assert all(a is not b for a, b in zip(clone.parameters(), model.parameters()))

@@ -11,6 +11,7 @@ from eventstereo.events.sbt import SBTSettings
 from eventstereo.model import build_stereo_model
 from eventstereo.sources.cache import CachedWindow
 from eventstereo.training import EncodedWindows, TrainConfig, WindowSequences, load_checkpoint, train
+from eventstereo.training.ema import WeightAverage
 
 ROOT = Path(__file__).resolve().parents[2]
 H, W = 24, 36
@@ -99,3 +100,40 @@ def test_a_resumed_run_follows_the_new_schedule(tmp_path):
     stats = train(_model(), data, cfg, tmp_path)  # milestone 1 passed at resume, 2 during the step
     assert stats["step"] == 2
     assert stats["lr"] == pytest.approx(1e-4)
+
+
+def test_the_weight_average_lerps_floats_and_copies_counters():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    avg = WeightAverage(model, decay=0.75)
+    before = avg.module[0].weight.clone()
+    with torch.no_grad():
+        model[0].weight.add_(4.0)
+    model[1].num_batches_tracked.fill_(7)
+    avg.update(model)
+    torch.testing.assert_close(avg.module[0].weight, before + 1.0)  # a quarter of the way
+    assert int(avg.module[1].num_batches_tracked) == 7
+    assert not avg.module[0].weight.requires_grad
+    with pytest.raises(ValueError, match="decay"):
+        WeightAverage(model, decay=1.0)
+
+
+def test_with_a_weight_average_the_run_exports_it_and_resumes_it(tmp_path):
+    data = WindowSequences(_store(), 2, crop=(12, 24), seed=0)
+
+    def cfg(iterations):
+        c = _cfg(iterations)
+        c.ema_decay = 0.5
+        return c
+
+    exported = {}
+    whole = _model()
+    train(whole, data, cfg(3), tmp_path / "whole", on_finish=lambda m: exported.update(m.state_dict()))
+    raw = whole.state_dict()
+    assert any(not torch.equal(exported[k], raw[k]) for k in raw)  # the average, not the last iterate
+
+    train(_model(), data, cfg(1), tmp_path / "split")
+    resumed = {}
+    train(_model(), data, cfg(3), tmp_path / "split", on_finish=lambda m: resumed.update(m.state_dict()))
+    for name, value in exported.items():
+        torch.testing.assert_close(resumed[name], value, msg=f"averaged {name} differs after resuming")
+    assert load_checkpoint(tmp_path / "split" / "checkpoint.pt")["extra"]["ema"]["updates"] == 3 * 2
