@@ -10,12 +10,11 @@ from eventstereo.model.genotype import (
     neuron_layer_names,
 )
 from eventstereo.model.io import BUNDLED_MODEL, LoadedModel, load_bundled_model, load_model, save_model
-from eventstereo.model.network import DEMO_FILTER_MULTIPLIER, Cell, SpikeDHSStereo, build_stereo_model
+from eventstereo.model.network import Cell, SpikeDHSStereo, build_stereo_model
 from eventstereo.model.ops import OP_TEMPERATURE, OPS, PRIMITIVES, ConvBN
 
 __all__ = [
     "BUNDLED_MODEL",
-    "DEMO_FILTER_MULTIPLIER",
     "DEFAULT_GENOTYPE",
     "GENOTYPES",
     "OPS",

@@ -26,19 +26,18 @@ steps at once (the neurons' multi-step path), which gives the same output as T c
 H and W are padded (zeros, right/bottom) to ``genotype.resolution_multiple`` and cropped back.
 
 Paper channel setting: F = 8 (n = 3) gives 868,033 parameters here (866,305 without BN), the paper's
-0.87M, so the published genotype ships with F = 8. The demo width F = 2 has 54,901.
+0.87M, so the published genotype ships with F = 8. The bundled demo model is narrower and shallower
+(its genotype: tools/configs/demo_genotype.json).
 
-Speed on this project's 2-core CPU (torch 2.13, 346x260, 64 planes, ``step``, shared with other jobs;
-``python -m eventstereo.model.bench``): CPU time per window about 48 ms at F = 2 and 215 ms at F = 8
-(one thread); best wall time under a load of ~5 with ``OMP_WAIT_POLICY=PASSIVE``, 14-22 and 3-4.5
-windows/s. Without PASSIVE, two spinning OpenMP threads on an overloaded machine can be several times
-slower. The work is in the 3-D cells at 1/6 and 1/12 resolution; the layers at 1/3 resolution are 2-D
-or computed only where they are read.
+Speed: ``eventstereo bench stream`` (bench/stream.py) times the demo and the paper-size network through
+the streaming loop. The work is in the 3-D cells at 1/6 and 1/12 resolution; the layers at 1/3
+resolution are 2-D or computed only where they are read. A matching path whose deepest level keeps
+fewer than MIN_USEFUL_PLANES disparity planes gets a warning from the builder.
 """
 
 from __future__ import annotations
 
-import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -54,15 +53,16 @@ from eventstereo.model.genotype import (
     NeuronSettings,
     StereoGenotype,
     edge_endpoints,
+    level_planes,
     load_genotype,
     neuron_layer_names,
 )
 from eventstereo.model.ops import OPS, ConvBN, call_forward_hooks, conv_currents, conv_nd, conv_nd_up2
 from eventstereo.snn.neurons import BaseNeuron, NeuronSpec, detach_net, make_neuron, reset_net, set_step_mode
 
-DEMO_FILTER_MULTIPLIER = 2
-"""Width of the small demo model (``build_stereo_model(filter_multiplier=DEMO_FILTER_MULTIPLIER)``):
-the published architecture at 1/4 of the paper's width, for live use on a laptop CPU."""
+MIN_USEFUL_PLANES = 3
+"""Fewer disparity planes than this at the matching net's deepest level carry too little to match on:
+the published path [1, 2, 2, 1] at max disparity 23 keeps 2 at level 2, and training learned to ignore it."""
 
 
 def fire(neuron: nn.Module, current: Tensor, steps: int) -> Tensor:
@@ -228,6 +228,7 @@ class MatchingNet(nn.Module):
         f, n = g.filter_multiplier, g.nodes
         self.path = tuple(g.matching.path)
         self.planes0 = g.disparity_planes
+        self.level_planes = level_planes(g.max_disparity)
         self.stem0 = CostVolumeStem(c_feat, n * f, make_neuron(specs["matching.stem0.neuron"]))
         self.stem1 = ConvBNSpike(n * f, n * f, 3, 3, specs["matching.stem1.neuron"])
         widths = [n * f, n * f]
@@ -240,14 +241,8 @@ class MatchingNet(nn.Module):
             self.reduce = ConvBNSpike(widths[-1], n * f, 1, 3, specs["matching.reduce.neuron"])
         self.head = nn.Conv3d(n * f, 1, 3, padding=1, bias=True)
 
-    def level_planes(self) -> list[int]:
-        planes = [self.planes0]
-        for _ in range(1, 4):
-            planes.append(math.ceil(planes[-1] / 2))
-        return planes
-
     def forward(self, left: Tensor, right: Tensor, steps: int) -> Tensor:
-        planes = self.level_planes()
+        planes = self.level_planes
         a = fire(self.stem0.neuron, self.stem0(left, right, self.planes0), steps)
         stem1_level = _stem1_level(self.path)
         b = self.stem1(a, steps, stride=2**stem1_level)
@@ -419,4 +414,11 @@ def build_stereo_model(
         changes["neurons"] = NeuronSettings(default=spec, overrides=g.neurons.overrides)
     if changes:
         g = g.with_changes(**changes)
+    deepest = max(g.matching.path)
+    coarsest = level_planes(g.max_disparity)[deepest]
+    if coarsest < MIN_USEFUL_PLANES:
+        warnings.warn(
+            f"genotype {g.name!r}: at max disparity {g.max_disparity} the matching path's level {deepest} "
+            f"keeps only {coarsest} disparity plane(s); training tends to learn to ignore such a level. "
+            f"Raise max_disparity or use a shallower matching path.", UserWarning, stacklevel=2)
     return SpikeDHSStereo(g)

@@ -265,3 +265,19 @@ def test_builder_overrides_and_input_errors():
         model(torch.zeros(1, 2, H, W), torch.zeros(1, 2, H, W))
     with pytest.raises(InputError, match="filter_multiplier"):
         build_stereo_model(filter_multiplier=0)
+
+
+def test_the_builder_warns_when_the_matching_path_leaves_too_few_disparity_planes():
+    import warnings
+
+    from eventstereo.model.genotype import level_planes
+
+    assert level_planes(63) == [21, 11, 6, 3] and level_planes(23) == [8, 4, 2, 1]
+    with pytest.warns(UserWarning, match="level 2 keeps only 2 disparity plane"):
+        build_stereo_model(filter_multiplier=1, max_disparity=23)  # published path [1, 2, 2, 1]
+    shallow = GENOTYPES["spikedhs_stereo"].with_changes(
+        matching=NetGenotype((1, 0), GENOTYPES["spikedhs_stereo"].matching.cell))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build_stereo_model(filter_multiplier=1, max_disparity=63)
+        build_stereo_model(shallow, filter_multiplier=1, max_disparity=23)
