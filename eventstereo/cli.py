@@ -59,7 +59,7 @@ def _cmd_run(args: argparse.Namespace, rest: list[str]) -> int:
     print("no display (or no GUI installed): streaming the synthetic scene in the terminal", file=sys.stderr)
     from eventstereo.runtime import stream_command
 
-    # seed 1000: a scene the bundled model never saw in training (it trained on seeds 0-63)
+    # seed 1000: a scene the bundled model never saw in training (it trained on seeds 0-159)
     return stream_command.main(rest or ["--source", "synthetic", "--seed", "1000", "--windows", "200"])
 
 

@@ -12,6 +12,7 @@ with ``_``); options given on the command line win. The bundled demo model is re
 
     python tools/train_stereo.py --config tools/configs/demo.json
     python tools/train_stereo.py --config tools/configs/demo_finetune.json
+    python tools/train_stereo.py --config tools/configs/demo_polish.json
 
 (the first run caches the synthetic training scenes under runs/demo-cache; see tools/README.md).
 """

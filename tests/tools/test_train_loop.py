@@ -137,3 +137,22 @@ def test_with_a_weight_average_the_run_exports_it_and_resumes_it(tmp_path):
     for name, value in exported.items():
         torch.testing.assert_close(resumed[name], value, msg=f"averaged {name} differs after resuming")
     assert load_checkpoint(tmp_path / "split" / "checkpoint.pt")["extra"]["ema"]["updates"] == 3 * 2
+
+
+@pytest.mark.parametrize("config", [p for p in sorted((ROOT / "tools" / "configs").glob("*.json"))
+                                    if "genotype" not in p.name], ids=lambda p: p.name)
+def test_the_committed_training_configs_parse_and_build_their_model(config):
+    """The demo recipe's configs must keep matching train_stereo's options and the demo genotype."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("train_stereo", ROOT / "tools" / "train_stereo.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    args = tool.parse_args(["--config", str(config)])
+    assert args.iterations == json.loads(config.read_text())["iterations"]
+    from eventstereo.model.genotype import load_genotype
+
+    args.genotype = str(ROOT / args.genotype)
+    model = tool.build_model(args, max_disparity=23)
+    assert model.max_disparity == load_genotype(args.genotype).max_disparity
