@@ -9,6 +9,7 @@ import torch
 
 from eventstereo.events.sbt import SBTSettings
 from eventstereo.model import build_stereo_model
+from eventstereo.model.io import load_model
 from eventstereo.sources.cache import CachedWindow
 from eventstereo.training import EncodedWindows, TrainConfig, WindowSequences, load_checkpoint, train
 from eventstereo.training.ema import WeightAverage
@@ -82,14 +83,17 @@ def test_train_stereo_under_torchrun_with_two_gloo_processes(tmp_path):
            "--width", "48", "--height", "36", "--train-seeds", "0-1", "--windows-per-seed", "4",
            "--filter-multiplier", "1", "--max-disparity", "8", "--iterations", "3", "--batch-size", "1",
            "--seq-len", "2", "--crop", "24", "36", "--checkpoint-every", "2", "--log-every", "1",
-           "--threads", "1", "--no-progress"]
+           "--threads", "1", "--no-progress", "--ema-decay", "0.9"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     state = load_checkpoint(out / "checkpoint.pt")
     assert state["step"] == 3
     assert state["config"]["train"]["batch_size"] == 1
-    assert (out / "model.safetensors").is_file()
+    assert state["extra"]["ema"]["updates"] == 3
+    exported = load_model(out / "model.safetensors", fold_bn=False).model.state_dict()
+    for name, value in state["extra"]["ema"]["weights"].items():  # rank 0 exported the average
+        torch.testing.assert_close(exported[name], value, msg=name)
 
 
 def test_a_resumed_run_follows_the_new_schedule(tmp_path):
