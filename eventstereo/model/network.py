@@ -227,8 +227,7 @@ class MatchingNet(nn.Module):
         super().__init__()
         f, n = g.filter_multiplier, g.nodes
         self.path = tuple(g.matching.path)
-        self.planes0 = g.disparity_planes
-        self.level_planes = level_planes(g.max_disparity)
+        self.level_planes = level_planes(g.max_disparity)  # [0] is the cost volume's plane count
         self.stem0 = CostVolumeStem(c_feat, n * f, make_neuron(specs["matching.stem0.neuron"]))
         self.stem1 = ConvBNSpike(n * f, n * f, 3, 3, specs["matching.stem1.neuron"])
         widths = [n * f, n * f]
@@ -243,7 +242,7 @@ class MatchingNet(nn.Module):
 
     def forward(self, left: Tensor, right: Tensor, steps: int) -> Tensor:
         planes = self.level_planes
-        a = fire(self.stem0.neuron, self.stem0(left, right, self.planes0), steps)
+        a = fire(self.stem0.neuron, self.stem0(left, right, planes[0]), steps)
         stem1_level = _stem1_level(self.path)
         b = self.stem1(a, steps, stride=2**stem1_level)
         prev_prev, prev = (a, 0), (b, stem1_level)
