@@ -6,22 +6,15 @@ reads as a table of contents of the package.
 
 from __future__ import annotations
 
+import argparse
+import importlib
+import logging
 import os
+import pkgutil
+import sys
 
-# Torch's OpenMP threads spin while they wait for work; when the reader thread, numba or another process
-# wants the same cores, the spinning threads lose their time slices and a window takes 10x longer (seen
-# here: 0.6 instead of 7.7 windows/s on 2 busy cores). Passive waiting costs nothing measurable alone.
-# This must happen before torch is first imported; a user's own setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import argparse  # noqa: E402
-import importlib  # noqa: E402
-import logging  # noqa: E402
-import pkgutil  # noqa: E402
-import sys  # noqa: E402
-
-import eventstereo  # noqa: E402
-from eventstereo.errors import EventStereoError  # noqa: E402
+import eventstereo  # sets OMP_WAIT_POLICY=PASSIVE before torch loads (see eventstereo/__init__.py)
+from eventstereo.errors import EventStereoError
 
 
 def _bench_names() -> list[str]:
