@@ -78,7 +78,8 @@ class WindowResult:
     so far (REFERENCE §2 keys: one_pa, mde_cm, ...); times are milliseconds; ``reset`` tells whether
     spiking state was cleared before this window; ``dropped`` counts the windows the queue dropped so
     far in this run; ``t_read`` is the ``time.perf_counter()`` at which the window was read complete,
-    so a display can measure latency from the window's end to its pixels."""
+    so a display can measure latency from the window's end to its pixels; ``t_infer`` the one at which
+    inference began (``t_infer - t_read`` is the time the window waited in the queue)."""
 
     index: int
     window: StereoWindow
@@ -96,6 +97,7 @@ class WindowResult:
     reset: bool
     dropped: int = 0
     t_read: float = 0.0
+    t_infer: float = 0.0
 
 
 @dataclass
@@ -464,7 +466,7 @@ class StreamSession:
             firing_rates=rates, firing_rate=rate, energy_mj=energy, latency_ms=latency,
             read_ms=item.read_ms, encode_ms=item.encode_ms, infer_ms=infer_ms,
             windows_per_s=tot.windows / max(elapsed, 1e-9), reset=reset, dropped=tot.dropped,
-            t_read=item.t_read,
+            t_read=item.t_read, t_infer=t0,
         )
 
     def close(self) -> None:
