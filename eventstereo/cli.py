@@ -1,4 +1,4 @@
-"""The `eventstereo` command: run, stream, bench, info.
+"""The `eventstereo` command: run, stream, app, bench, info.
 
 Subcommands stay thin: each hands its arguments to the module that does the work, so the command line
 reads as a table of contents of the package.
@@ -6,22 +6,16 @@ reads as a table of contents of the package.
 
 from __future__ import annotations
 
+import argparse
+import importlib
+import importlib.util
+import logging
 import os
+import pkgutil
+import sys
 
-# Torch's OpenMP threads spin while they wait for work; when the reader thread, numba or another process
-# wants the same cores, the spinning threads lose their time slices and a window takes 10x longer (seen
-# here: 0.6 instead of 7.7 windows/s on 2 busy cores). Passive waiting costs nothing measurable alone.
-# This must happen before torch is first imported; a user's own setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import argparse  # noqa: E402
-import importlib  # noqa: E402
-import logging  # noqa: E402
-import pkgutil  # noqa: E402
-import sys  # noqa: E402
-
-import eventstereo  # noqa: E402
-from eventstereo.errors import EventStereoError  # noqa: E402
+import eventstereo  # sets OMP_WAIT_POLICY=PASSIVE before torch loads (see eventstereo/__init__.py)
+from eventstereo.errors import EventStereoError
 
 
 def _bench_names() -> list[str]:
@@ -52,14 +46,27 @@ def _has_display() -> bool:
     )
 
 
+def _gui_available() -> bool:
+    """The app package and its Qt libraries are installed (``eventstereo`` itself never imports them)."""
+    return all(importlib.util.find_spec(m) is not None for m in ("app", "PySide6", "pyqtgraph"))
+
+
+def _cmd_app(args: argparse.Namespace, rest: list[str]) -> int:
+    if not _gui_available():
+        print("error: the GUI needs the app package with PySide6 and pyqtgraph "
+              "(pip install 'eventstereo[gui]')", file=sys.stderr)
+        return 2
+    return importlib.import_module("app").main(rest)
+
+
 def _cmd_run(args: argparse.Namespace, rest: list[str]) -> int:
     """The main job: the GUI where a display and the app exist, else the terminal stream."""
-    if _has_display() and importlib.util.find_spec("app") is not None:
-        return importlib.import_module("app").main(rest)
+    # seed 1000: a scene the bundled model never saw in training (it trained on seeds 0-159)
+    if _has_display() and _gui_available():
+        return importlib.import_module("app").main(rest or ["--seed", "1000"])
     print("no display (or no GUI installed): streaming the synthetic scene in the terminal", file=sys.stderr)
     from eventstereo.runtime import stream_command
 
-    # seed 1000: a scene the bundled model never saw in training (it trained on seeds 0-159)
     return stream_command.main(rest or ["--source", "synthetic", "--seed", "1000", "--windows", "200"])
 
 
@@ -85,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
                    add_help=False).set_defaults(fn=_cmd_run)
     sub.add_parser("stream", help="stream a source through the model (see `stream --help`)",
                    add_help=False).set_defaults(fn=_cmd_stream)
+    sub.add_parser("app", help="the desktop GUI on a source (see `app --help`; headless: --frames N)",
+                   add_help=False).set_defaults(fn=_cmd_app)
     b = sub.add_parser("bench", help="benchmarks (see `bench NAME --help`)")
     b.add_argument("name", help="benchmark name (`eventstereo info` lists them)")
     b.set_defaults(fn=_cmd_bench)

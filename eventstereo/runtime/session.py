@@ -2,12 +2,23 @@
 
 Reading and encoding run in a background thread that feeds a bounded queue, so they overlap with
 inference: the numba SBT kernel and torch's kernels both release the GIL, and the bound keeps a fast
-source from running ahead of a slow model (a live camera then drops nothing silently: the reader
-blocks). Spiking state is reset before the first window, after a seek, and before every window whose
-``gap_before`` is set, because state carried across a time gap describes a scene that is gone.
+source from running ahead of a slow model. The queue has two modes: recorded files block the reader
+(lossless: every window is inferred), live cameras drop the oldest queued window instead (counted; the
+window after a drop is marked ``gap_before``), so behind a slow model a camera stays at the present
+rather than falling further behind it. Spiking state is reset before the first window, after a seek,
+and before every window whose ``gap_before`` is set, because state carried across a time gap describes
+a scene that is gone.
 
 The GUI, ``eventstereo stream`` and evaluation all iterate ``StreamSession.run()``, which yields a
-``WindowResult`` per window; ``stop()`` (from any thread) ends the iteration at the next window.
+``WindowResult`` per window. Control from any thread: ``stop()`` ends the iteration at the next window
+(a later ``run()`` starts afresh: new queue, reset state and metrics); ``pause()`` / ``resume()`` hold
+the iteration and keep the queue, the spiking state and the running metrics; ``step()`` lets one window
+through while paused; ``seek()`` jumps and resets state on purpose; ``set_speed()`` paces windows at
+the source clock (1.0 = real time) or runs as fast as possible (None).
+
+The model must fit the source (``check_model_fits``): same window length as it was trained on and a
+sensor wider than its disparity range, else the session refuses with an InputError the CLI and the GUI
+both show as one line.
 """
 
 from __future__ import annotations
@@ -17,12 +28,14 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
+from eventstereo.errors import InputError
 from eventstereo.events.sbt import SBTSettings, encode_sbt
 from eventstereo.events.window import StereoWindow
 from eventstereo.sources.base import Source
@@ -36,15 +49,19 @@ class SessionOptions:
     """device: "cpu", "cuda", "cuda:1" or "auto"; channels_last: convert conv weights and inputs to the
     channels-last layouts; compile: wrap model.step in torch.compile; overlap: read and encode in a
     background thread (off = everything in the caller's thread, the baseline the benchmark compares);
-    queue_size: windows encoded ahead of inference; measure_rates: per-layer firing rates and energy
-    (costs a forward hook per spiking layer); energy_recount: windows between exact operation counts
-    (see _RateMeter)."""
+    queue_size: windows encoded ahead of inference; drop_oldest: when the queue is full, drop its oldest
+    window instead of blocking the reader (None = drop for live sources, block for recordings);
+    speed: pace windows at this multiple of the source clock (1.0 = real time, None = as fast as
+    possible); measure_rates: per-layer firing rates and energy (costs a forward hook per spiking
+    layer); energy_recount: windows between exact operation counts (see _RateMeter)."""
 
     device: str = "cpu"
     channels_last: bool = False
     compile: bool = False
     overlap: bool = True
     queue_size: int = 4
+    drop_oldest: bool | None = None
+    speed: float | None = None
     measure_rates: bool = True
     energy_recount: int = 50
     subpixel_radius: int = 2
@@ -59,7 +76,10 @@ class SessionOptions:
 class WindowResult:
     """What the session knows after one window. ``metrics`` are running means over the windows with GT
     so far (REFERENCE §2 keys: one_pa, mde_cm, ...); times are milliseconds; ``reset`` tells whether
-    spiking state was cleared before this window."""
+    spiking state was cleared before this window; ``dropped`` counts the windows the queue dropped so
+    far in this run; ``t_read`` is the ``time.perf_counter()`` at which the window was read complete,
+    so a display can measure latency from the window's end to its pixels; ``t_infer`` the one at which
+    inference began (``t_infer - t_read`` is the time the window waited in the queue)."""
 
     index: int
     window: StereoWindow
@@ -75,6 +95,9 @@ class WindowResult:
     infer_ms: float
     windows_per_s: float
     reset: bool
+    dropped: int = 0
+    t_read: float = 0.0
+    t_infer: float = 0.0
 
 
 @dataclass
@@ -85,6 +108,7 @@ class _Encoded:
     right: np.ndarray
     read_ms: float
     encode_ms: float
+    t_read: float = 0.0
 
 
 @dataclass
@@ -105,8 +129,74 @@ class _Totals:
     infer_ms: float = 0.0
     firing_rate: float = 0.0
     energy_mj: float = 0.0
+    dropped: int = 0
     started: float = 0.0
     elapsed: float = 0.0
+
+
+class _WindowQueue:
+    """The bounded hand-off from the reader thread: blocks the reader when full (lossless), or drops
+    the oldest window (``drop_oldest``), counts it and marks the window after it ``gap_before``."""
+
+    def __init__(self, size: int, drop_oldest: bool):
+        self.size, self.drop_oldest = max(1, size), drop_oldest
+        self.dropped = 0
+        self._items: deque = deque()
+        self._cv = threading.Condition()
+
+    def put(self, item, stopped: Callable[[], bool], stale: Callable[[], bool] = lambda: False) -> bool:
+        """Queue ``item``; False if ``stopped()`` came first. A blocked item that goes ``stale()`` (a seek
+        made it obsolete) is discarded, so the reader can apply the seek."""
+        with self._cv:
+            while len(self._items) >= self.size:
+                if self.drop_oldest:
+                    self._items.popleft()
+                    self.dropped += 1
+                    after = self._items[0] if self._items else item
+                    if isinstance(after, _Encoded):
+                        after.window = replace(after.window, gap_before=True)
+                    break
+                if stopped():
+                    return False
+                if stale():
+                    return True
+                self._cv.wait(0.05)
+            self._items.append(item)
+            self._cv.notify_all()
+            return True
+
+    def get(self, timeout: float):
+        """The oldest item; queue.Empty after ``timeout`` seconds without one."""
+        with self._cv:
+            if not self._items and not self._cv.wait_for(lambda: bool(self._items), timeout):
+                raise queue.Empty
+            item = self._items.popleft()
+            self._cv.notify_all()
+            return item
+
+
+def check_model_fits(source: Source, model: torch.nn.Module, settings: SBTSettings) -> list[str]:
+    """Raise InputError when ``model`` cannot run on ``source``; return notes on what merely degrades.
+
+    The model must see windows as long as those it was trained on (its SBT bins would mean other
+    times) and a sensor wider than its disparity range. A source whose disparities go beyond the
+    model's range still runs: those pixels count as errors, and the returned note says so.
+    """
+    name = source.name
+    trained_ms, cut_ms = settings.window_us / 1000, source.window_us / 1000
+    if source.window_us != settings.window_us:
+        raise InputError(f"the model was trained on {trained_ms:g} ms windows but the {name} source cuts "
+                         f"{cut_ms:g} ms windows: use --window-ms {trained_ms:g}")
+    w, h = source.sensor_size
+    max_d = getattr(model, "max_disparity", None)
+    if max_d is not None and w <= max_d:
+        raise InputError(f"the {name} sensor is {w}x{h} px, too narrow for the model's disparity range "
+                         f"0-{max_d} px (the width must exceed it)")
+    notes = []
+    if max_d is not None and source.max_disparity > max_d:
+        notes.append(f"the {name} source's disparities may reach {source.max_disparity} px; the model "
+                     f"covers 0-{max_d} px, larger ones count as errors")
+    return notes
 
 
 def to_channels_last(model: torch.nn.Module) -> torch.nn.Module:
@@ -131,6 +221,12 @@ class StreamSession:
         self.source = source
         self.settings = sbt_settings
         self.options = options
+        self.notes = check_model_fits(source, model, sbt_settings)
+        for note in self.notes:
+            log.info("%s", note)
+        self.drop_oldest = (bool(getattr(source, "live", False)) if options.drop_oldest is None
+                            else options.drop_oldest)
+        self._speed = options.speed
         self.device = options.resolved_device()
         self.model = model.to(self.device).eval()
         if options.channels_last:
@@ -140,6 +236,11 @@ class StreamSession:
         self._lock = threading.Lock()
         self._generation = 0
         self._pending_seek: int | None = None
+        self._turn = threading.Condition()
+        self._paused = False
+        self._steps = 0
+        self._clock: tuple[float, int] | None = None  # (perf_counter, source us) pacing is anchored at
+        self._queue: _WindowQueue | None = None
         self.metrics = StereoMetrics()
         self._meter = (_RateMeter(self.model, self._step, options.energy_recount)
                        if options.measure_rates else None)
@@ -149,6 +250,48 @@ class StreamSession:
     def stop(self) -> None:
         """End ``run()`` at the next window; the reader thread exits and the source stays open."""
         self._stop.set()
+        with self._turn:
+            self._turn.notify_all()
+
+    def pause(self) -> None:
+        """Hold ``run()`` before its next window, keeping the queue, the spiking state and the metrics."""
+        with self._turn:
+            self._paused = True
+            self._steps = 0
+
+    def resume(self) -> None:
+        """Continue a paused ``run()`` where it stopped (pacing restarts from now)."""
+        with self._turn:
+            self._paused, self._steps, self._clock = False, 0, None
+            self._turn.notify_all()
+
+    def step(self, windows: int = 1) -> None:
+        """While paused, let ``windows`` more windows through."""
+        with self._turn:
+            self._steps += max(0, int(windows))
+            self._clock = None
+            self._turn.notify_all()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def speed(self) -> float | None:
+        return self._speed
+
+    def set_speed(self, speed: float | None) -> None:
+        """Pace at ``speed`` x the source clock (1.0 = real time), or None: as fast as possible."""
+        if speed is not None and not (math.isfinite(speed) and speed > 0):
+            raise InputError(f"playback speed must be a positive finite number or None, got {speed}")
+        with self._turn:
+            self._speed, self._clock = speed, None
+            self._turn.notify_all()
+
+    @property
+    def dropped(self) -> int:
+        """Windows the drop-oldest queue dropped in the current (or last) run."""
+        return self._queue.dropped if self._queue is not None else 0
 
     @property
     def stopped(self) -> bool:
@@ -161,6 +304,8 @@ class StreamSession:
         with self._lock:
             self._pending_seek = int(t_us)
             self._generation += 1
+        with self._turn:
+            self._clock = None
 
     # --- the loop -----------------------------------------------------------------------------------
     def run(self, max_windows: int | None = None) -> Iterator[WindowResult]:
@@ -168,17 +313,27 @@ class StreamSession:
         self._stop.clear()
         self._totals = _Totals(started=time.perf_counter())
         self.metrics.reset()
+        self._queue = None
+        with self._turn:
+            self._clock = None
         produced = self._produce_threaded(max_windows) if self.options.overlap else self._produce(max_windows)
         last_generation = None
         try:
-            for item in produced:
-                if self._stop.is_set():
+            while self._await_turn():
+                item = next(produced, None)
+                if item is None or self._stop.is_set():
                     break
                 if item.generation != self._generation:
                     continue  # encoded before a seek
+                if not self._pace(item.window):
+                    break
                 reset = item.window.gap_before or item.generation != last_generation
                 last_generation = item.generation
-                yield self._infer(item, reset)
+                result = self._infer(item, reset)
+                with self._turn:
+                    if self._paused and self._steps:
+                        self._steps -= 1
+                yield result
         finally:
             self._stop.set()
             produced.close()
@@ -186,6 +341,30 @@ class StreamSession:
 
     def __iter__(self) -> Iterator[WindowResult]:
         return self.run()
+
+    def _await_turn(self) -> bool:
+        """Wait while paused without a step granted; False once stopped."""
+        with self._turn:
+            self._turn.wait_for(lambda: self._stop.is_set() or not self._paused or self._steps > 0)
+        return not self._stop.is_set()
+
+    def _pace(self, window: StereoWindow) -> bool:
+        """At a set speed, wait until the window's end is due on the wall clock; False once stopped."""
+        with self._turn:
+            speed = self._speed
+            if speed is None or self._paused:
+                return True
+            now = time.perf_counter()
+            if self._clock is None:
+                self._clock = (now, window.t_end_us)
+            t0, us0 = self._clock
+            due = t0 + (window.t_end_us - us0) / 1e6 / speed
+            if due < now - 0.5 or window.t_end_us < us0:  # far behind, or time jumped back: re-anchor
+                self._clock = (now, window.t_end_us)
+                return True
+            self._turn.wait_for(lambda: self._stop.is_set() or self._clock is None or self._paused,
+                                timeout=max(0.0, due - now))
+        return not self._stop.is_set()
 
     def _read(self, max_windows: int | None) -> Iterator[tuple[int, StereoWindow, float]]:
         """The source's windows with their generation and read time, applying seeks between windows."""
@@ -211,19 +390,16 @@ class StreamSession:
             t0 = time.perf_counter()
             left = encode_sbt(win.left, win.t_end_us, size, self.settings)
             right = encode_sbt(win.right, win.t_end_us, size, self.settings)
-            yield _Encoded(generation, win, left, right, read_ms, (time.perf_counter() - t0) * 1e3)
+            yield _Encoded(generation, win, left, right, read_ms, (time.perf_counter() - t0) * 1e3,
+                           t_read=t0)
 
     def _produce_threaded(self, max_windows: int | None) -> Iterator[_Encoded]:
-        q: queue.Queue = queue.Queue(maxsize=max(1, self.options.queue_size))
+        q = self._queue = _WindowQueue(self.options.queue_size, self.drop_oldest)
 
         def put(item) -> bool:
-            while not self._stop.is_set():
-                try:
-                    q.put(item, timeout=0.05)
-                    return True
-                except queue.Full:
-                    pass
-            return False
+            stale = ((lambda: item.generation != self._generation) if isinstance(item, _Encoded)
+                     else (lambda: False))
+            return q.put(item, self._stop.is_set, stale)
 
         def work() -> None:
             try:
@@ -282,13 +458,15 @@ class StreamSession:
         tot.infer_ms += infer_ms
         tot.firing_rate += rate
         tot.energy_mj += energy
+        tot.dropped = self.dropped
         elapsed = time.perf_counter() - tot.started
         return WindowResult(
             index=tot.windows - 1, window=item.window, disparity=disparity, gt=gt,
             metrics=self.metrics.summary() if gt is not None or self.metrics.n else {},
             firing_rates=rates, firing_rate=rate, energy_mj=energy, latency_ms=latency,
             read_ms=item.read_ms, encode_ms=item.encode_ms, infer_ms=infer_ms,
-            windows_per_s=tot.windows / max(elapsed, 1e-9), reset=reset,
+            windows_per_s=tot.windows / max(elapsed, 1e-9), reset=reset, dropped=tot.dropped,
+            t_read=item.t_read, t_infer=t0,
         )
 
     def close(self) -> None:
@@ -322,6 +500,7 @@ class StreamSession:
             "firing_rate": tot.firing_rate / n,
             "energy_mj": tot.energy_mj / n,
             "resets": tot.resets,
+            "dropped": self.dropped,
             "device": str(self.device),
         }
         out.update(self.metrics.summary())

@@ -55,10 +55,11 @@ def open_session(args: argparse.Namespace) -> StreamSession:
     options = session_options(args)
     loaded = load_model_arg(args.model, device=str(options.resolved_device()))
     source = open_source(args)
-    if source.window_us != loaded.sbt_settings.window_us:
-        log.warning("source windows are %d us but the model was trained on %d us windows",
-                    source.window_us, loaded.sbt_settings.window_us)
-    return StreamSession(source, loaded.model, loaded.sbt_settings, options)
+    try:  # the session checks that the model fits the source (InputError if not)
+        return StreamSession(source, loaded.model, loaded.sbt_settings, options)
+    except BaseException:
+        source.close()
+        raise
 
 
 def build_parser() -> argparse.ArgumentParser:

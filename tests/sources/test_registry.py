@@ -135,3 +135,54 @@ def test_aedat4_and_live_open(tmp_path, monkeypatch):
     monkeypatch.setattr(dv.io.camera, "discover", lambda: [])
     with pytest.raises(EventStereoError, match="no camera found"):
         open_source(parse("--source", "live"))
+
+
+# ---- the declarative table: validation, generated flags, form facts --------------------------------
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--window-ms", "0"], "--window-ms must be a positive finite number \\(at most 10000\\), got 0$"),
+        (["--window-ms", "-10"], "--window-ms must be a positive finite number"),
+        (["--window-ms", "nan"], "--window-ms must be a positive finite number .*got nan"),
+        (["--window-ms", "inf"], "--window-ms must be a positive finite number"),
+        (["--window-ms", "1e9"], r"at most 10000"),
+        (["--seed", "-1"], "--seed must be an integer >= 0, got -1"),
+        (["--width", "0"], "--width must be an integer >= 1 \\(at most 8192\\), got 0"),
+        (["--height", "100000"], "--height must be an integer >= 1 \\(at most 8192\\), got 100000"),
+        (["--start-s", "-1"], "--start-s must be a finite number >= 0, got -1$"),
+        (["--source", "aedat4", "--file", "f", "--fxb", "0"], "--fxb must be a positive finite number"),
+        (["--source", "synthetic", "--root", "R"], "--root does not apply to --source synthetic"),
+    ],
+)
+def test_every_source_option_is_validated_and_names_its_flag(argv, message):
+    with pytest.raises(InputError, match=message):
+        open_source(parse(*argv))
+
+
+def test_configs_validate_from_python_too():
+    from eventstereo.sources.registry import SyntheticSourceConfig
+
+    assert SyntheticSourceConfig(seed=3, width=40).window_us == 50_000
+    with pytest.raises(InputError, match="--seed must be an integer"):
+        SyntheticSourceConfig(seed=1.5)
+    with pytest.raises(InputError, match="--width must be an integer"):
+        SyntheticSourceConfig(width=True)
+
+
+def test_flags_and_form_come_from_one_table():
+    from eventstereo.sources.registry import SOURCES, field_specs
+
+    p = argparse.ArgumentParser()
+    add_source_arguments(p)
+    flags = {a.option_strings[0]: a for a in p._actions if a.option_strings and a.dest != "help"}
+    for entry in SOURCES.values():
+        assert entry.config.__doc__ and entry.title
+        for spec in field_specs(entry.config):
+            assert spec.help, spec  # every field documented
+            assert spec.flag in flags and flags[spec.flag].type is spec.type
+    # a flag shared by kinds appears once, with each kind's meaning and every kind's choices
+    assert "mvsec:" in flags["--root"].help and "dsec:" in flags["--root"].help
+    assert flags["--subset"].choices == ("train", "val", "test")
+    assert flags["--width"].default == 346 and flags["--window-ms"].default == 50.0
+    live = {s.name: s for s in field_specs(SOURCES["live"].config)}
+    assert live["record"].path == "file" and live["fxb"].optional and SOURCES["live"].live
