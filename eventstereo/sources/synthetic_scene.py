@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -307,7 +308,48 @@ def _texture_flat(rng, size, f, lowpass, min_px):
     return _pink(rng, size, f, lowpass, rng.uniform(1.0, 2.0))
 
 
-# name -> (generator, multiplier of the requested contrast); "mixed" is the source's original texture.
+def shipped_photographs() -> list[np.ndarray]:
+    """Greyscale photographs that installed packages ship (scikit-learn's sample images, matplotlib's
+    sample data), as float32 log intensity; found on disk, never downloaded. For held-out checks only:
+    no training configuration may use the "photo" family (tools/README.md)."""
+    global _PHOTOS
+    if _PHOTOS is None:
+        import importlib.util
+
+        import cv2
+
+        paths = []
+        for package, rel in (("sklearn", "datasets/images"), ("matplotlib", "mpl-data/sample_data")):
+            spec = importlib.util.find_spec(package)
+            for root in (spec.submodule_search_locations or []) if spec else []:
+                paths += sorted(Path(root, rel).glob("*.jpg"))
+        images = [cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) for path in paths]
+        _PHOTOS = [np.log(img.astype(np.float32) / 255.0 + 0.02) for img in images if img is not None]
+    if not _PHOTOS:
+        raise ValueError("texture family 'photo' needs photographs shipped by scikit-learn or matplotlib; "
+                         "none were found")
+    return _PHOTOS
+
+
+_PHOTOS: list[np.ndarray] | None = None
+
+
+def _texture_photo(rng, size, f, lowpass, min_px):
+    """A random crop of a package-shipped photograph, mirrored into a seamless tile (held-out only)."""
+    import cv2
+
+    photos = shipped_photographs()
+    img = photos[int(rng.integers(len(photos)))]
+    h, w = img.shape
+    side = int(rng.uniform(0.25, 0.7) * min(h, w))
+    y0, x0 = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+    half = cv2.resize(img[y0:y0 + side, x0:x0 + side], (size // 2, size // 2), interpolation=cv2.INTER_AREA)
+    top = np.concatenate([half, half[:, ::-1]], axis=1)
+    return np.concatenate([top, top[::-1]], axis=0).astype(np.float64)
+
+
+# name -> (generator, multiplier of the requested contrast); "mixed" is the source's original texture,
+# "photo" is for held-out checks only.
 TEXTURE_FAMILIES = {
     "mixed": (_texture_mixed, 1.0),
     "pink": (_texture_pink, 1.0),
@@ -316,6 +358,7 @@ TEXTURE_FAMILIES = {
     "text": (_texture_text, 1.0),
     "gradient": (_texture_gradient, 1.0),
     "flat": (_texture_flat, 0.08),
+    "photo": (_texture_photo, 1.0),
 }
 
 
@@ -328,7 +371,8 @@ def make_texture(
 
     ``family`` names an entry of TEXTURE_FAMILIES: "mixed" (pink noise plus rectangles, discs,
     sometimes a checkerboard or stripes), "pink" (1/f^a noise), "dead_leaves", "stripes" (gratings
-    and steps), "text" (glyph-like marks), "gradient" (smooth shading), "flat". All are low-passed at
+    and steps), "text" (glyph-like marks), "gradient" (smooth shading), "flat", "photo" (crops of
+    photographs that packages ship: held-out checks only). All are low-passed at
     ``min_wavelength_m`` so a surface never carries detail finer than the renderer can sample at the
     depth it is seen from, and all tile seamlessly.
     """
