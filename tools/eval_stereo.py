@@ -6,6 +6,12 @@ mvsec --root DIR --split 1 --subset test`` once that source is installed). Metri
 per window, averaged over windows; with several seeds there is a row per seed and one over all.
 
     python tools/eval_stereo.py --seeds 1000-1009 --windows 25 --png eval.png
+
+``--synthetic-config FILE`` (repeatable) also runs the same seeds through other synthetic generator
+configurations (SyntheticConfig settings in JSON, e.g. the held-out tools/configs/synthetic_heldout.json
+that no model trains on) and prints their tables beside the default generator's, so a model that only
+memorised one generator shows it. Each table ends with 1PA of the first window after a state reset
+against the later (warm) windows.
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--windows", type=int, default=0, help="windows per source (0 = all)")
     p.add_argument("--png", help="write disparity | GT | error panels of a few windows to this PNG")
     p.add_argument("--png-windows", type=int, default=4, help="windows shown in the PNG")
+    p.add_argument("--synthetic-config", action="append", default=[], metavar="FILE",
+                   help="also evaluate the synthetic generator with these settings (JSON), same seeds")
     p.add_argument("--json", action="store_true", help="print the overall row as JSON on the last line")
     return p
 
@@ -103,23 +111,55 @@ def render_panels(results: list[WindowResult], max_disparity: float) -> np.ndarr
     return np.concatenate(rows, axis=0)
 
 
-def evaluate(args: argparse.Namespace) -> tuple[list[tuple[str, dict]], list[WindowResult], int]:
-    """Run the model over each source; returns (name, summary) rows (overall last), the windows to draw
-    and the model's max disparity."""
+def open_generator(args: argparse.Namespace, config_path: str | None):
+    """The registry source of ``args``, or with ``config_path`` the synthetic source with those settings
+    (sensor size and window from ``args``)."""
+    if config_path is None:
+        return open_source(args)
+    from eventstereo.errors import InputError
+    from eventstereo.sources.synthetic import SyntheticConfig, SyntheticStereoSource, load_config_file
+
+    if args.source != "synthetic":
+        raise InputError(f"--synthetic-config applies to --source synthetic, not {args.source}")
+    config = SyntheticConfig.from_dict({**load_config_file(config_path), "width": args.width,
+                                        "height": args.height,
+                                        "window_us": int(round(args.window_ms * 1000))})
+    return SyntheticStereoSource(config, seed=args.seed)
+
+
+def reset_split(results: list[tuple[bool, float]]) -> dict:
+    """Mean 1PA of the windows right after a state reset and of the others, from (reset, 1PA) pairs."""
+    first = [v for r, v in results if r]
+    later = [v for r, v in results if not r]
+    return {"one_pa_first_window": float(np.mean(first)) if first else math.nan, "first_windows": len(first),
+            "one_pa_later_windows": float(np.mean(later)) if later else math.nan, "later_windows": len(later)}
+
+
+def evaluate(args: argparse.Namespace, config_path: str | None = None
+             ) -> tuple[list[tuple[str, dict]], list[WindowResult], int, dict]:
+    """Run the model over each source (of the synthetic generator ``config_path`` if given); returns
+    (name, summary) rows (overall last), the windows to draw, the model's max disparity and the
+    first-window-after-reset split."""
+    from eventstereo.stereo.metrics import stereo_errors
+
     options = session_options(args)
     loaded = load_model_arg(args.model, device=str(options.resolved_device()))
     seeds = parse_seeds(args.seeds) if args.seeds else [None]
     rows: list[tuple[str, dict]] = []
     shown: list[WindowResult] = []
     per_source = max(1, math.ceil(args.png_windows / len(seeds)))
+    per_window: list[tuple[bool, float]] = []
     for seed in seeds:
         a = copy.copy(args)
         if seed is not None:
             a.seed = seed
-        with open_source(a) as source, \
+        with open_generator(a, config_path) as source, \
                 StreamSession(source, loaded.model, loaded.sbt_settings, options) as session:
             picked = []
             for r in session.run(max_windows=args.windows or None):
+                errors = stereo_errors(r.disparity, r.gt, None) if r.gt is not None else None
+                if errors is not None:
+                    per_window.append((r.reset, errors["one_pa"]))
                 # a window from the middle of each source, once the state has warmed up
                 if r.gt is not None and len(picked) < per_source and r.index >= 5 and r.index % 10 == 5:
                     picked.append(r)
@@ -129,14 +169,26 @@ def evaluate(args: argparse.Namespace) -> tuple[list[tuple[str, dict]], list[Win
             log.info("%s: %s", name, json.dumps(rows[-1][1]))
     if len(rows) > 1:
         rows.append(("all", combine([r for _, r in rows])))
-    return rows, shown[: args.png_windows], loaded.model.max_disparity
+    return rows, shown[: args.png_windows], loaded.model.max_disparity, reset_split(per_window)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    rows, shown, max_disparity = evaluate(args)
-    print(format_table(rows))
+    rows, shown, max_disparity, split = evaluate(args)
+    overall = []
+    for config_path in [None, *args.synthetic_config]:
+        if config_path is not None:
+            rows, _, _, split = evaluate(args, config_path)
+        print(f"generator: {config_path or 'default'}")
+        print(format_table(rows))
+        print(f"1PA first window after a reset {split['one_pa_first_window']:.2f} % "
+              f"({split['first_windows']} windows), later windows {split['one_pa_later_windows']:.2f} % "
+              f"({split['later_windows']} windows)")
+        overall.append((config_path or "default", {**rows[-1][1], **split}))
+    if len(overall) > 1:
+        print("\n".join(f"overall 1PA {r['one_pa']:.2f} % on {r['gt_windows']} windows: {name}"
+                        for name, r in overall))
     if args.png:
         import cv2
 
@@ -147,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"wrote {args.png}")
     if args.json:
-        print(json_line(rows[-1][1]))
+        for name, r in overall:
+            print(json_line({**r, "generator": name}))
     return 0
 
 

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from eventstereo.sources.synthetic import SyntheticConfig, SyntheticStereoSource
+from eventstereo.sources.synthetic import SyntheticConfig, SyntheticStereoSource, load_config_file
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window-ms", type=float, default=50.0)
     p.add_argument("--max-px-per-render", type=float, default=None,
                    help="override the adaptive render step (image motion per render, px)")
+    p.add_argument("--config", help="JSON file of SyntheticConfig settings (e.g. "
+                   "tools/configs/synthetic_varied.json); the options above set its size and window")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     return p
 
@@ -35,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> dict:
     """Generate ``args.seconds`` of scene and return the measurements."""
     extra = {} if args.max_px_per_render is None else {"max_px_per_render": args.max_px_per_render}
-    config = SyntheticConfig(width=args.width, height=args.height,
-                             window_us=int(round(args.window_ms * 1000)), **extra)
+    base = load_config_file(args.config) if args.config else {}
+    config = SyntheticConfig.from_dict({**base, "width": args.width, "height": args.height,
+                                        "window_us": int(round(args.window_ms * 1000)), **extra})
     warm = SyntheticStereoSource(config, seed=args.seed + 1)  # compile / load the numba cache
     next(iter(warm))
 

@@ -19,33 +19,47 @@ numpy's small matrix products may move an occasional event.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 import numpy as np
 
+from eventstereo.errors import InputError
 from eventstereo.events.types import EVENT_DTYPE
 from eventstereo.events.window import StereoWindow
 from eventstereo.sources.base import Source
-from eventstereo.sources.synthetic_render import emit_events, prepare_faces, render_view, sort_by_time
+from eventstereo.sources.synthetic_render import (
+    emit_events,
+    emit_frame_events,
+    prepare_faces,
+    render_view,
+    sort_by_time,
+)
 from eventstereo.sources.synthetic_scene import (
+    TEXTURE_FAMILIES,
+    BurstSchedule,
     Face,
     LinearTrajectory,
     RandomFlight,
     SyntheticScene,
     Trajectory,
+    VariedFlight,
     box_faces,
     make_texture,
     plane_face,
     rect_faces,
     rotation_xyz,
 )
+from eventstereo.sources.synthetic_sensor import SensorParams, extra_events, hot_pixels, jitter_times
 
 __all__ = [
     "Face", "LinearTrajectory", "RandomFlight", "SyntheticConfig", "SyntheticScene", "SyntheticStereoSource",
-    "Trajectory", "box_faces", "make_texture", "plane_face", "rect_faces", "rotation_xyz",
+    "Trajectory", "box_faces", "make_texture", "plane_face", "rect_faces", "rotation_xyz", "SensorParams",
+    "VariedFlight", "EVENT_MODES", "LAYOUTS", "MOTIONS", "TEXTURE_FAMILIES", "load_config_file",
 ]
 
 log = logging.getLogger(__name__)
@@ -56,7 +70,24 @@ MVSEC_FX = MVSEC_FY = 199.6530
 MVSEC_CX, MVSEC_CY = 177.4328, 126.8122
 
 # Seed streams, so that e.g. changing the noise rate does not change the scene.
-_SCENE, _FLIGHT, _THRESH, _RESET, _NOISE = range(5)
+_SCENE, _FLIGHT, _THRESH, _RESET, _NOISE, _SENSOR, _HOT, _EXTRA, _JITTER, _LIGHT = range(10)
+
+# Render step while a light burst (10-80 ms) is under way, so its rise and fall are sampled.
+LIGHT_RENDER_US = 2000
+
+# The choices of the world's typed options (SyntheticConfig), one table each.
+# event_mode -> what turns rendered log intensity into events:
+EVENT_MODES = {
+    "interpolate": "threshold crossings of log intensity interpolated between adaptive renders (ESIM-like)",
+    "frames": "differences of log intensity between frames rendered at frame_hz, stamped at frame time",
+}
+# layout -> (min, max) number of large far backdrop panels added to the random room:
+LAYOUTS = {"room": (0, 0), "varied": (1, 3)}
+# motion -> the camera path built from the flight seed and camera_speed_mps:
+MOTIONS = {
+    "flight": lambda rng, speed: RandomFlight(rng, speed_mps=speed),
+    "varied": lambda rng, speed: VariedFlight(rng, speed_mps=speed),
+}
 
 
 @dataclass(frozen=True)
@@ -82,6 +113,16 @@ class SyntheticConfig:
     multiplies the size of the finest texture detail (~2.5 px at the farthest depth a surface is seen
     from); ``texture_contrast`` is the std of log intensity on a surface; ``camera_speed_mps`` the
     RMS speed of the flight. ``duration_s`` None means endless.
+
+    The varied world (all off by default, which keeps the original streams bit for bit):
+    ``texture_families`` (names in TEXTURE_FAMILIES, one drawn per surface; empty = the original
+    "mixed" texture); ``layout`` "varied" adds large far backdrops (LAYOUTS); ``motion`` "varied" draws a
+    pace per seed (slow drifts to fast sweeps), stronger rotations and bursts of motion (MOTIONS);
+    ``light_burst_rate_hz``: sudden global illumination changes (both eyes) per second, which make
+    bursts of events; sensor: ``leak_rate_hz``, ``hot_pixel_fraction`` at ``hot_pixel_rate_hz``,
+    ``timestamp_jitter_us``, and ``randomize_sensor`` which instead draws every sensor setting per
+    seed (synthetic_sensor.SENSOR_RANGES); ``event_mode`` (EVENT_MODES): "frames" makes events by
+    differencing frames rendered at ``frame_hz``, as simple simulators do.
     """
 
     width: int = 346
@@ -108,8 +149,33 @@ class SyntheticConfig:
     camera_speed_mps: float = 0.5
     max_disparity: int = 63
     state_reset_windows: int = 8
+    texture_families: tuple[str, ...] = ()
+    layout: str = "room"
+    motion: str = "flight"
+    light_burst_rate_hz: float = 0.0
+    leak_rate_hz: float = 0.0
+    hot_pixel_fraction: float = 0.0
+    hot_pixel_rate_hz: float = 200.0
+    timestamp_jitter_us: float = 0.0
+    randomize_sensor: bool = False
+    event_mode: str = "interpolate"
+    frame_hz: float = 200.0
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "texture_families", tuple(self.texture_families))
+        for name, value, table in (("event_mode", self.event_mode, EVENT_MODES),
+                                   ("layout", self.layout, LAYOUTS), ("motion", self.motion, MOTIONS)):
+            if value not in table:
+                raise ValueError(f"{name} must be one of {sorted(table)}, not {value!r}")
+        unknown = sorted(set(self.texture_families) - set(TEXTURE_FAMILIES))
+        if unknown:
+            raise ValueError(f"unknown texture_families {unknown}; choose from {sorted(TEXTURE_FAMILIES)}")
+        if min(self.light_burst_rate_hz, self.leak_rate_hz, self.hot_pixel_rate_hz,
+               self.timestamp_jitter_us) < 0 or not 0 <= self.hot_pixel_fraction <= 1:
+            raise ValueError("light_burst_rate_hz, leak_rate_hz, hot_pixel_rate_hz and timestamp_jitter_us "
+                             "must be >= 0 and hot_pixel_fraction within [0, 1]")
+        if self.frame_hz <= 0:
+            raise ValueError(f"frame_hz must be positive, not {self.frame_hz}")
         if self.width < 2 or self.height < 2:
             raise ValueError(f"sensor must be at least 2x2, not {self.width}x{self.height}")
         if self.window_us < 1:
@@ -151,8 +217,16 @@ class SyntheticConfig:
     def fxb(self) -> float:
         return self.intrinsics()[0] * self.baseline_m
 
+    def sensor(self) -> SensorParams:
+        """The sensor these settings describe (randomize_sensor draws one per seed instead)."""
+        return SensorParams(self.contrast_threshold, self.threshold_sigma, self.refractory_us,
+                            self.noise_rate_hz, self.leak_rate_hz, self.hot_pixel_fraction,
+                            self.hot_pixel_rate_hz, self.timestamp_jitter_us)
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["texture_families"] = list(self.texture_families)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> SyntheticConfig:
@@ -161,6 +235,19 @@ class SyntheticConfig:
         if unknown:
             raise ValueError(f"unknown SyntheticConfig keys {unknown}")
         return cls(**d)
+
+
+def load_config_file(path) -> dict:
+    """The SyntheticConfig settings in a JSON file (a dict of field names), checked: InputError naming
+    the file on unreadable JSON, unknown keys or bad values."""
+    try:
+        d = json.loads(Path(path).read_text())
+        if not isinstance(d, dict):
+            raise ValueError("expected a JSON object of SyntheticConfig settings")
+        SyntheticConfig.from_dict(d)
+    except (OSError, ValueError, TypeError) as e:
+        raise InputError(str(e), source=str(path)) from None
+    return d
 
 
 class _Cursor:
@@ -216,14 +303,19 @@ class SyntheticStereoSource(Source):
                 self._rng(_SCENE), fx=fx, cx_norm=max(cx, config.width - 1 - cx) / fx,
                 cy_norm=max(cy, config.height - 1 - cy) / fy, depth_min=config.depth_min,
                 depth_max=config.depth_max, n_objects=config.n_objects, texture_scale=config.texture_scale,
-                texture_contrast=config.texture_contrast, texture_size=config.texture_size)
+                texture_contrast=config.texture_contrast, texture_size=config.texture_size,
+                texture_families=config.texture_families, backdrops=LAYOUTS[config.layout])
         self.scene = scene
-        self.trajectory = trajectory if trajectory is not None else RandomFlight(
-            self._rng(_FLIGHT), speed_mps=config.camera_speed_mps)
+        self.trajectory = trajectory if trajectory is not None else MOTIONS[config.motion](
+            self._rng(_FLIGHT), config.camera_speed_mps)
+        self.sensor = SensorParams.draw(self._rng(_SENSOR)) if config.randomize_sensor else config.sensor()
+        self._light = (BurstSchedule(int(self._rng(_LIGHT).integers(2 ** 62)), config.light_burst_rate_hz,
+                                     (0.01, 0.08), 1) if config.light_burst_rate_hz > 0 else None)
         w, h = self.sensor_size
         npix = w * h
+        self._hot = hot_pixels(self._rng(_HOT), npix, self.sensor.hot_pixel_fraction)
         rng = self._rng(_THRESH)
-        c, s = config.contrast_threshold, config.threshold_sigma
+        c, s = self.sensor.contrast_threshold, self.sensor.threshold_sigma
         floor = 0.2 * c
         self._c_on = [np.maximum(rng.normal(c, s, npix), floor) for _ in range(2)]
         self._c_off = [np.maximum(rng.normal(c, s, npix), floor) for _ in range(2)]
@@ -298,6 +390,10 @@ class SyntheticStereoSource(Source):
         fx, fy, cx, cy = self._intr
         render_view(coef, ibox, self.scene.padded_textures, fx, fy, cx, cy, self.scene.background,
                     out_l.reshape(out_z.shape), out_z)
+        if self._light is not None:
+            bump = self._light.value(t_us * 1e-6)
+            if bump is not None:  # a light switched, a flicker: up to 0.6 log units, both eyes alike
+                out_l += np.float32(0.6 * bump[0])
 
     def _reset(self, cur: _Cursor, index: int) -> None:
         """Fresh pixel state at the start of window ``index``: reference levels a random fraction of a
@@ -324,8 +420,9 @@ class SyntheticStereoSource(Source):
         four times across the window; the longest image path sets the count.
         """
         cfg = self.config
-        if cfg.render_hz is not None:
-            return max(1, math.ceil((t1_us - t0_us) * 1e-6 * cfg.render_hz - 1e-9))
+        rate = cfg.frame_hz if cfg.event_mode == "frames" else cfg.render_hz
+        if rate is not None:
+            return max(1, math.ceil((t1_us - t0_us) * 1e-6 * rate - 1e-9))
         h, w = z0.shape
         step = max(2, min(w, h) // 40)
         ys = np.arange(step // 2, h, step)
@@ -350,6 +447,8 @@ class SyntheticStereoSource(Source):
             path += np.hypot(*(cur - prev).T)
             prev = cur
         n = math.ceil(float(path.max()) * 1.1 / cfg.max_px_per_render)
+        if self._light is not None and self._light.overlaps(t0_us * 1e-6, t1_us * 1e-6):
+            n = max(n, math.ceil((t1_us - t0_us) / LIGHT_RENDER_US))  # follow the light, not only motion
         return int(min(max(n, 1), 1000))
 
     def _step(self, cur: _Cursor, produce: bool) -> StereoWindow | None:
@@ -388,24 +487,31 @@ class SyntheticStereoSource(Source):
     def _emit(self, cur: _Cursor, view: int, ta: float, tb: float, t_max: int, n: int) -> int:
         start = 0
         npix = len(cur.ref[view])
+        frames = self.config.event_mode == "frames"
         while True:
             ex, ey, et, ep = cur.buf[view]
-            n, start = emit_events(cur.l_prev[view], cur.l_next[view], cur.ref[view], cur.last_t[view],
-                                   self._c_on[view], self._c_off[view], float(ta), float(tb), np.int64(t_max),
-                                   np.int64(self.config.refractory_us), ex, ey, et, ep, n, start,
-                                   self.sensor_size[0])
+            if frames:
+                n, start = emit_frame_events(cur.l_next[view], cur.ref[view], self._c_on[view],
+                                             self._c_off[view], float(tb), np.int64(t_max), ex, ey, et, ep,
+                                             n, start, self.sensor_size[0])
+            else:
+                n, start = emit_events(cur.l_prev[view], cur.l_next[view], cur.ref[view], cur.last_t[view],
+                                       self._c_on[view], self._c_off[view], float(ta), float(tb),
+                                       np.int64(t_max), np.int64(self.sensor.refractory_us), ex, ey, et, ep,
+                                       n, start, self.sensor_size[0])
             if start >= npix:
                 return n
             cur.grow(view)
 
     def _finish(self, cur: _Cursor, view: int, index: int, t0: int, n: int) -> np.ndarray:
-        """Add background noise and sort the window's events by time into an EVENT_DTYPE array."""
+        """Add background noise, leak and hot-pixel events and timestamp jitter, and sort the window's
+        events by time into an EVENT_DTYPE array."""
         ex, ey, et, ep = cur.buf[view]
-        cfg = self.config
-        if cfg.noise_rate_hz > 0:
+        sensor = self.sensor
+        if sensor.noise_rate_hz > 0:
             w, h = self.sensor_size
             rng = self._rng(_NOISE, index, view)
-            m = int(rng.poisson(cfg.noise_rate_hz * w * h * self.window_us * 1e-6))
+            m = int(rng.poisson(sensor.noise_rate_hz * w * h * self.window_us * 1e-6))
             while n + m > len(ex):
                 cur.grow(view)
                 ex, ey, et, ep = cur.buf[view]
@@ -414,6 +520,16 @@ class SyntheticStereoSource(Source):
             et[n:n + m] = rng.integers(t0, t0 + self.window_us, m)
             ep[n:n + m] = rng.integers(0, 2, m)
             n += m
+        if sensor.leak_rate_hz > 0 or len(self._hot[0]):
+            xs, ys, ts, ps = extra_events(self._rng(_EXTRA, index, view), sensor, self._hot, self.sensor_size,
+                                          t0, self.window_us)
+            m = len(xs)
+            while n + m > len(ex):
+                cur.grow(view)
+                ex, ey, et, ep = cur.buf[view]
+            ex[n:n + m], ey[n:n + m], et[n:n + m], ep[n:n + m] = xs, ys, ts, ps
+            n += m
+        jitter_times(self._rng(_JITTER, index, view), et[:n], sensor.timestamp_jitter_us, t0, self.window_us)
         out = np.empty(n, EVENT_DTYPE)
         sort_by_time(ex, ey, et, ep, n, np.int64(t0), np.int64(self.window_us),
                      out["x"], out["y"], out["t"], out["p"])

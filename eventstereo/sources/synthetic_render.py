@@ -321,3 +321,37 @@ def sort_by_time(ex, ey, et, ep, n, t_lo, span, ox, oy, ot, op):  # pragma: no c
         oy[pos] = ey[i]
         ot[pos] = et[i]
         op[pos] = ep[i]
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def emit_frame_events(l1, ref, c_on, c_off, tb, t_max, ex, ey, et, ep, n, start, width):  # pragma: no cover
+    """Frame-differencing events, as simple simulators make them: at each rendered frame (time ``tb``)
+    a pixel emits floor((L - ref) / c) events of one sign, all stamped with the frame time, and ref
+    moves by that many thresholds. No interpolation between frames and no refractory period: the
+    timing is quantised to the frame rate. Same buffer protocol as ``emit_events``."""
+    npix = l1.shape[0]
+    cap = ex.shape[0]
+    te = min(np.int64(math.floor(tb)), t_max)
+    for i in range(start, npix):
+        r = ref[i]
+        d = l1[i] - r
+        con = c_on[i]
+        coff = c_off[i]
+        if d < con and d > -coff:
+            continue
+        on = d >= con
+        c = con if on else coff
+        k = int(abs(d) / c)
+        if n + k > cap:
+            return n, i
+        y = i // width
+        x = i - y * width
+        pol = 1 if on else 0
+        for _ in range(k):
+            ex[n] = x
+            ey[n] = y
+            et[n] = te
+            ep[n] = pol
+            n += 1
+        ref[i] = r + (k * c if on else -k * c)
+    return n, npix

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -164,30 +165,44 @@ def room_faces(
                  (0.0, 0.0), brightness[i], False) for i, (o, u, v) in enumerate(planes)]
 
 
-def make_texture(
-    rng: np.random.Generator, size: int, texel_m: float, min_wavelength_m: float, contrast: float,
-) -> np.ndarray:
-    """A tileable (size, size) float32 log-intensity texture with zero mean and std ``contrast``.
-
-    Pink noise (amplitude ~ 1/f, like natural images) plus piecewise-constant shapes (rectangles,
-    discs, sometimes a checkerboard or stripes, like man-made indoor surfaces), all low-passed at
-    ``min_wavelength_m`` so a surface never carries detail finer than the renderer can sample at the
-    depth it is seen from. Built in the Fourier domain, hence periodic: the tile wraps seamlessly.
-    """
+def _lowpass(size: int, texel_m: float, min_wavelength_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """The Fourier low-pass every texture goes through (so no detail is finer than the renderer can
+    sample) and the radial frequency grid (rfft layout), both for a (size, size) tile."""
     fy = np.fft.fftfreq(size, d=texel_m)[:, None]
     fx = np.fft.rfftfreq(size, d=texel_m)[None, :]
     f = np.hypot(fx, fy)
-    f_hi = 1.0 / min_wavelength_m
-    lowpass = np.exp(-((f / f_hi) ** 4))
+    return np.exp(-((f / (1.0 / min_wavelength_m)) ** 4)), f
+
+
+def _pink(rng: np.random.Generator, size: int, f: np.ndarray, lowpass: np.ndarray,
+          exponent: float = 1.0) -> np.ndarray:
+    """Tileable noise with amplitude ~ 1 / f**exponent (1 = natural-image statistics), unit std."""
+    f_safe = np.where(f > 0, f, np.inf)
+    img = np.fft.irfft2(np.fft.rfft2(rng.standard_normal((size, size))) / f_safe ** exponent * lowpass,
+                        s=(size, size))
+    return img / (img.std() + 1e-12)
+
+
+def _wrapped_patch(size: int, cx: float, cy: float, r: float) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                           np.ndarray]:
+    """Row/column indices (wrapped) of the square around (cx, cy) with half-size r, and the offsets
+    of those pixels from the centre: shapes drawn there tile seamlessly."""
+    half = int(math.ceil(r)) + 1
+    xs = np.arange(int(cx) - half, int(cx) + half + 1)
+    ys = np.arange(int(cy) - half, int(cy) + half + 1)
+    return ys % size, xs % size, (xs - cx)[None, :], (ys - cy)[:, None]
+
+
+def _texture_mixed(rng, size, f, lowpass, min_px):
+    """Pink noise plus piecewise-constant shapes (rectangles, discs, sometimes a checkerboard or
+    stripes): the original texture of the source, kept draw for draw so old seeds do not change."""
     f_safe = np.where(f > 0, f, np.inf)
     noise = np.fft.rfft2(rng.standard_normal((size, size)))
-    pink = noise / f_safe * lowpass
-    pink_img = np.fft.irfft2(pink, s=(size, size))
+    pink_img = np.fft.irfft2(noise / f_safe * lowpass, s=(size, size))
     pink_img /= pink_img.std() + 1e-12
 
     shapes = np.zeros((size, size))
     yy, xx = np.mgrid[0:size, 0:size]
-    min_px = max(2.0, 2.0 * min_wavelength_m / texel_m)
     for _ in range(int(rng.integers(8, 30))):
         cx, cy = rng.uniform(0, size, 2)
         r = rng.uniform(min_px, size / 5)
@@ -209,11 +224,168 @@ def make_texture(
         shapes += np.sin(2 * np.pi * n * axis / size) * rng.uniform(0.5, 1.0)
     shapes = np.fft.irfft2(np.fft.rfft2(shapes) * lowpass, s=(size, size))
     shapes /= shapes.std() + 1e-12
-
     mix = rng.uniform(0.3, 0.7)
-    img = mix * pink_img + (1 - mix) * shapes
+    return mix * pink_img + (1 - mix) * shapes
+
+
+def _texture_pink(rng, size, f, lowpass, min_px):
+    """1/f^a noise with a random exponent (0.7 rough .. 1.6 smooth), like natural surfaces."""
+    return _pink(rng, size, f, lowpass, rng.uniform(0.7, 1.6))
+
+
+def _texture_dead_leaves(rng, size, f, lowpass, min_px):
+    """Occluding discs of random grey with a power-law size distribution (density ~ r^-3): the dead
+    leaves model, whose statistics (scale invariance, sharp edges) match natural images."""
+    img = np.full((size, size), rng.normal())
+    r_min, r_max = min_px, size / 4
+    for _ in range(int(rng.integers(150, 400))):
+        u = rng.random()
+        r = 1.0 / math.sqrt((1 - u) / r_min ** 2 + u / r_max ** 2)  # p(r) ~ r^-3 on [r_min, r_max]
+        cx, cy = rng.uniform(0, size, 2)
+        rows, cols, dx, dy = _wrapped_patch(size, cx, cy, r)
+        mask = dx * dx + dy * dy < r * r
+        patch = img[np.ix_(rows, cols)]
+        patch[mask] = rng.normal()
+        img[np.ix_(rows, cols)] = patch
+    return img
+
+
+def _texture_stripes(rng, size, f, lowpass, min_px):
+    """Oriented gratings (sine or square) and straight steps: man-made edges, blinds, tiles, wood."""
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    img = np.zeros((size, size))
+    k_max = max(1, int(size / (2.5 * min_px)))
+    for _ in range(int(rng.integers(1, 4))):
+        kx, ky = (int(v) for v in rng.integers(-k_max, k_max + 1, 2))
+        if kx == 0 and ky == 0:
+            kx = 1
+        wave = np.sin(2 * np.pi * (kx * xx + ky * yy) + rng.uniform(0, 2 * np.pi))
+        img += (np.sign(wave) if rng.random() < 0.5 else wave) * rng.uniform(0.3, 1.0)
+    for _ in range(int(rng.integers(0, 4))):  # steps: one period of a low-frequency square wave
+        kx, ky = (int(v) for v in rng.integers(-1, 2, 2))
+        if kx == 0 and ky == 0:
+            ky = 1
+        step = np.sign(np.sin(2 * np.pi * (kx * xx + ky * yy) + rng.uniform(0, 2 * np.pi)))
+        img += step * rng.uniform(0.3, 1.0)
+    return img + 0.2 * _pink(rng, size, f, lowpass)
+
+
+def _texture_text(rng, size, f, lowpass, min_px):
+    """Lines of dark glyph-like marks (random 3x5 bitmaps grouped into words) on a light page: posters,
+    book spines, labels."""
+    img = np.zeros((size, size))
+    glyph_h = max(5, int(round(rng.uniform(2.5, 6.0) * min_px)))
+    glyph_w = max(3, int(round(glyph_h * rng.uniform(0.5, 0.8))))
+    line = int(glyph_h * rng.uniform(1.3, 2.0))
+    ink = -rng.uniform(1.0, 2.0)
+    for top in range(int(rng.integers(0, line)), size - glyph_h, line):
+        x = int(rng.integers(0, 2 * glyph_w))
+        while x + glyph_w < size:
+            for _ in range(int(rng.integers(2, 9))):  # a word
+                if x + glyph_w >= size:
+                    break
+                bits = rng.random((5, 3)) < 0.5
+                glyph = np.kron(bits, np.ones((glyph_h // 5 + 1, glyph_w // 3 + 1)))[:glyph_h, :glyph_w]
+                img[top:top + glyph_h, x:x + glyph_w] += ink * glyph
+                x += glyph_w + max(1, glyph_w // 4)
+            x += 2 * glyph_w
+    return img + 0.1 * _pink(rng, size, f, lowpass)
+
+
+def _texture_gradient(rng, size, f, lowpass, min_px):
+    """Smooth shading: a few of the lowest tileable Fourier modes, with a trace of fine noise."""
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    img = np.zeros((size, size))
+    for _ in range(int(rng.integers(1, 4))):
+        kx, ky = (int(v) for v in rng.integers(-2, 3, 2))
+        img += np.cos(2 * np.pi * (kx * xx + ky * yy) + rng.uniform(0, 2 * np.pi)) * rng.uniform(0.3, 1.0)
+    return img + 0.05 * _pink(rng, size, f, lowpass)
+
+
+def _texture_flat(rng, size, f, lowpass, min_px):
+    """A nearly flat surface (painted wall, sky): faint 1/f noise only; scaled to a small fraction of
+    the surface contrast by TEXTURE_CONTRAST below."""
+    return _pink(rng, size, f, lowpass, rng.uniform(1.0, 2.0))
+
+
+def shipped_photographs() -> list[np.ndarray]:
+    """Greyscale photographs that installed packages ship (scikit-learn's sample images, matplotlib's
+    sample data), as float32 log intensity; found on disk, never downloaded. For held-out checks only:
+    no training configuration may use the "photo" family (tools/README.md)."""
+    global _PHOTOS
+    if _PHOTOS is None:
+        import importlib.util
+
+        import cv2
+
+        paths = []
+        for package, rel in (("sklearn", "datasets/images"), ("matplotlib", "mpl-data/sample_data")):
+            spec = importlib.util.find_spec(package)
+            for root in (spec.submodule_search_locations or []) if spec else []:
+                paths += sorted(Path(root, rel).glob("*.jpg"))
+        images = [cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) for path in paths]
+        _PHOTOS = [np.log(img.astype(np.float32) / 255.0 + 0.02) for img in images if img is not None]
+    if not _PHOTOS:
+        raise ValueError("texture family 'photo' needs photographs shipped by scikit-learn or matplotlib; "
+                         "none were found")
+    return _PHOTOS
+
+
+_PHOTOS: list[np.ndarray] | None = None
+
+
+def _texture_photo(rng, size, f, lowpass, min_px):
+    """A random crop of a package-shipped photograph, mirrored into a seamless tile (held-out only)."""
+    import cv2
+
+    photos = shipped_photographs()
+    img = photos[int(rng.integers(len(photos)))]
+    h, w = img.shape
+    side = int(rng.uniform(0.25, 0.7) * min(h, w))
+    y0, x0 = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+    half = cv2.resize(img[y0:y0 + side, x0:x0 + side], (size // 2, size // 2), interpolation=cv2.INTER_AREA)
+    top = np.concatenate([half, half[:, ::-1]], axis=1)
+    return np.concatenate([top, top[::-1]], axis=0).astype(np.float64)
+
+
+# name -> (generator, multiplier of the requested contrast); "mixed" is the source's original texture,
+# "photo" is for held-out checks only.
+TEXTURE_FAMILIES = {
+    "mixed": (_texture_mixed, 1.0),
+    "pink": (_texture_pink, 1.0),
+    "dead_leaves": (_texture_dead_leaves, 1.0),
+    "stripes": (_texture_stripes, 1.0),
+    "text": (_texture_text, 1.0),
+    "gradient": (_texture_gradient, 1.0),
+    "flat": (_texture_flat, 0.08),
+    "photo": (_texture_photo, 1.0),
+}
+
+
+def make_texture(
+    rng: np.random.Generator, size: int, texel_m: float, min_wavelength_m: float, contrast: float,
+    family: str = "mixed",
+) -> np.ndarray:
+    """A tileable (size, size) float32 log-intensity texture with zero mean and std ``contrast``
+    (times the family's multiplier: "flat" is nearly flat).
+
+    ``family`` names an entry of TEXTURE_FAMILIES: "mixed" (pink noise plus rectangles, discs,
+    sometimes a checkerboard or stripes), "pink" (1/f^a noise), "dead_leaves", "stripes" (gratings
+    and steps), "text" (glyph-like marks), "gradient" (smooth shading), "flat", "photo" (crops of
+    photographs that packages ship: held-out checks only). All are low-passed at
+    ``min_wavelength_m`` so a surface never carries detail finer than the renderer can sample at the
+    depth it is seen from, and all tile seamlessly.
+    """
+    if family not in TEXTURE_FAMILIES:
+        raise ValueError(f"unknown texture family {family!r}; choose from {sorted(TEXTURE_FAMILIES)}")
+    make, gain = TEXTURE_FAMILIES[family]
+    lowpass, f = _lowpass(size, texel_m, min_wavelength_m)
+    min_px = max(2.0, 2.0 * min_wavelength_m / texel_m)
+    img = make(rng, size, f, lowpass, min_px)
+    if family != "mixed":
+        img = np.fft.irfft2(np.fft.rfft2(img) * lowpass, s=(size, size))
     img -= img.mean()
-    img *= contrast / (img.std() + 1e-12)
+    img *= gain * contrast / (img.std() + 1e-12)
     return img.astype(np.float32)
 
 
@@ -261,6 +433,8 @@ class SyntheticScene:
         texture_scale: float = 1.0,
         texture_contrast: float = 0.5,
         texture_size: int = 256,
+        texture_families: tuple[str, ...] = (),
+        backdrops: tuple[int, int] = (0, 0),
     ) -> SyntheticScene:
         """An indoor room with boxes and slanted panels in front of the camera's flight volume.
 
@@ -268,6 +442,9 @@ class SyntheticScene:
         to put objects where the camera looks. The back wall sits so the farthest depth seen is about
         ``depth_max``; objects stay at least ``depth_min`` in front of the flight volume. Texture detail
         is limited to ~2.5 px (times ``texture_scale``) at the farthest depth each surface is seen from.
+        Each texture is of one of ``texture_families`` (drawn per texture; empty: the original "mixed"
+        texture, with the original random draws). ``backdrops`` (lo, hi): that many large, nearly
+        fronto-parallel panels far away (60-95 % of the back wall's depth), filling much of the view.
         """
         ax, ay, az = FLIGHT_AMPLITUDE_M
         z_back = depth_max / 1.1 - az
@@ -279,8 +456,11 @@ class SyntheticScene:
         def new_texture(z_far: float, stretch: float = 1.0) -> tuple[int, float]:
             wavelength = px * z_far * stretch
             texel = wavelength / 3.0
+            family = "mixed"
+            if texture_families:
+                family = texture_families[int(rng.integers(len(texture_families)))]
             textures.append(make_texture(rng, texture_size, texel, wavelength,
-                                         texture_contrast * rng.uniform(0.7, 1.3)))
+                                         texture_contrast * rng.uniform(0.7, 1.3), family))
             return len(textures) - 1, texel
 
         room_tex, room_texel, room_bright = [], [], []
@@ -314,6 +494,17 @@ class SyntheticScene:
                 size = (rel * z * rng.uniform(1.0, 2.0), rel * z * rng.uniform(0.8, 1.6))
                 rot = rotation_xyz(rng.uniform(-0.7, 0.7), rng.uniform(-1.0, 1.0), rng.uniform(-0.3, 0.3))
                 faces += rect_faces((x, y, z), rot, size, t, texel, brightness=bright,
+                                    offset=tuple(rng.uniform(0, texture_size, 2)))
+        if backdrops[1] > 0:
+            for _ in range(int(rng.integers(backdrops[0], backdrops[1] + 1))):
+                z = max(z_near, rng.uniform(0.6, 0.95) * z_back)
+                size = (rng.uniform(0.6, 1.4) * 2 * cx_norm * z, rng.uniform(0.4, 1.0) * 2 * cy_norm * z)
+                x = rng.uniform(-0.5, 0.5) * cx_norm * z
+                y = rng.uniform(-0.5, 0.5) * cy_norm * z
+                rot = rotation_xyz(rng.uniform(-0.15, 0.15), rng.uniform(-0.35, 0.35),
+                                   rng.uniform(-0.05, 0.05))
+                t, texel = new_texture(z + az + 0.4 * z)
+                faces += rect_faces((x, y, z), rot, size, t, texel, brightness=rng.uniform(-0.8, 0.8),
                                     offset=tuple(rng.uniform(0, texture_size, 2)))
         return cls(faces, np.stack(textures))
 
@@ -361,6 +552,72 @@ class RandomFlight(Trajectory):
     def state(self, t_s: float) -> np.ndarray:
         """The six coordinates (x, y, z in m, pitch, yaw, roll in rad) at time ``t_s``."""
         return (self.amp * np.sin(2 * np.pi * self.freq * t_s + self.phase)).sum(axis=1)
+
+    def pose(self, t_s: float) -> tuple[np.ndarray, np.ndarray]:
+        s = self.state(t_s)
+        return rotation_xyz(s[3], s[4], s[5]), s[:3].copy()
+
+
+class BurstSchedule:
+    """Sudden events at random times, a pure function of time: in each whole second, with probability
+    ``prob``, one burst of a duration in ``duration_s`` and a random unit vector of ``dims`` values.
+    ``value(t)`` is that vector times a sin^2 bump over the burst (0 outside), so what it drives rises
+    and returns smoothly and stays bounded."""
+
+    def __init__(self, key: int, prob: float, duration_s: tuple[float, float], dims: int):
+        self.key, self.prob, self.duration_s, self.dims = int(key), float(prob), duration_s, dims
+        self._cache: dict[int, tuple[float, float, np.ndarray] | None] = {}
+
+    def burst(self, second: int) -> tuple[float, float, np.ndarray] | None:
+        """(start s, duration s, peak vector in [-1, 1]) of the burst in ``second``, or None."""
+        if second not in self._cache:
+            rng = np.random.default_rng(np.random.SeedSequence([self.key, second + 2 ** 31]))
+            burst = None
+            if rng.random() < self.prob:
+                dur = rng.uniform(*self.duration_s)
+                burst = (second + rng.uniform(0.0, 1.0 - dur), dur, rng.uniform(-1, 1, self.dims))
+            if len(self._cache) > 64:
+                self._cache.clear()
+            self._cache[second] = burst
+        return self._cache[second]
+
+    def overlaps(self, t0_s: float, t1_s: float) -> bool:
+        """Whether a burst is under way anywhere in [t0_s, t1_s]."""
+        for second in range(math.floor(t0_s), math.floor(t1_s) + 1):
+            b = self.burst(second)
+            if b is not None and b[0] <= t1_s and b[0] + b[1] >= t0_s:
+                return True
+        return False
+
+    def value(self, t_s: float) -> np.ndarray | None:
+        b = self.burst(math.floor(t_s))
+        if b is None or not b[0] <= t_s <= b[0] + b[1]:
+            return None
+        return b[2] * math.sin(math.pi * (t_s - b[0]) / b[1]) ** 2
+
+
+class VariedFlight(Trajectory):
+    """A RandomFlight of a random pace, with stronger rotations and sudden bursts of motion.
+
+    Per seed the pace is log-uniform over ``speed_range`` times ``speed_mps`` (slow drifts of a few cm/s
+    to fast sweeps) and the rotation amplitudes are scaled by up to ``rotation_gain``. On top, in each
+    second of the flight, a burst happens with probability ``burst_prob``: within 40-250 ms the camera
+    jerks up to ``burst_m`` away and back and turns up to ``burst_deg`` (BurstSchedule).
+    """
+
+    def __init__(self, rng: np.random.Generator, speed_mps: float = 0.5, *, speed_range=(0.1, 2.5),
+                 rotation_gain: float = 3.0, burst_prob: float = 0.3, burst_m: float = 0.08,
+                 burst_deg: float = 4.0):
+        pace = math.exp(rng.uniform(math.log(speed_range[0]), math.log(speed_range[1])))
+        self.base = RandomFlight(rng, speed_mps=speed_mps * pace)
+        self.base.amp[3:] *= rng.uniform(1.0, rotation_gain, (3, 1))
+        self.bursts = BurstSchedule(int(rng.integers(2 ** 62)), burst_prob, (0.04, 0.25), 6)
+        self.burst_scale = np.array([burst_m] * 3 + [math.radians(burst_deg)] * 3)
+
+    def state(self, t_s: float) -> np.ndarray:
+        s = self.base.state(t_s)
+        bump = self.bursts.value(t_s)
+        return s if bump is None else s + bump * self.burst_scale
 
     def pose(self, t_s: float) -> tuple[np.ndarray, np.ndarray]:
         s = self.state(t_s)

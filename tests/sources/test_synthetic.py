@@ -16,6 +16,7 @@ from eventstereo.sources.synthetic import (
     MVSEC_CX,
     MVSEC_CY,
     MVSEC_FX,
+    TEXTURE_FAMILIES,
     LinearTrajectory,
     SyntheticConfig,
     SyntheticScene,
@@ -321,3 +322,143 @@ def test_bench_reports_realtime_factor(capsys):
     r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     for key in ("realtime_factor", "events_per_s", "windows_per_s", "events_per_window_per_view"):
         assert r[key] > 0
+
+
+# ---- the varied world (issue 13) ------------------------------------------------------------------
+VARIED = dict(texture_families=("pink", "dead_leaves", "stripes", "text", "gradient", "flat"),
+              layout="varied", motion="varied", light_burst_rate_hz=1.0, randomize_sensor=True)
+
+
+@pytest.mark.parametrize("family", sorted(TEXTURE_FAMILIES))
+def test_texture_families_are_tileable_normalised_and_seeded(family):
+    a = make_texture(np.random.default_rng(3), 64, 0.01, 0.03, 0.5, family)
+    b = make_texture(np.random.default_rng(3), 64, 0.01, 0.03, 0.5, family)
+    assert a.shape == (64, 64) and a.dtype == np.float32 and np.array_equal(a, b)
+    assert abs(float(a.mean())) < 1e-5
+    assert a.std() == pytest.approx(0.5 * TEXTURE_FAMILIES[family][1], rel=1e-4)
+    # tileable: the seam (last row/column to first) is no rougher than the inside of the tile
+    inside = np.abs(np.diff(a, axis=1)).mean()
+    assert np.abs(a[:, 0] - a[:, -1]).mean() < 3 * inside + 1e-6
+    others = [make_texture(np.random.default_rng(3), 64, 0.01, 0.03, 0.5, f)
+              for f in TEXTURE_FAMILIES if f != family]
+    assert not any(np.allclose(a, o) for o in others)
+    with pytest.raises(ValueError, match="unknown texture family"):
+        make_texture(np.random.default_rng(3), 64, 0.01, 0.03, 0.5, "marble")
+
+
+def test_varied_world_is_deterministic_random_access_and_stays_valid():
+    src = small_source(seed=11, state_reset_windows=3, **VARIED)
+    again = small_source(seed=11, state_reset_windows=3, **VARIED)
+    seq = take(src, 7)
+    assert all(same_window(x, y) for x, y in zip(seq, take(again, 7)))
+    for k in (5, 1, 6):
+        assert same_window(again.window_at(k), seq[k]), k
+    w, h = src.sensor_size
+    for win in seq:
+        for ev in (win.left, win.right):
+            assert np.all(np.diff(ev["t"]) >= 0)
+            assert ev["t"].min() >= win.t_start_us and ev["t"].max() < win.t_end_us
+            assert ev["x"].max() < w and ev["y"].max() < h
+        gt = win.gt_disparity[np.isfinite(win.gt_disparity)]
+        assert gt.size and gt.max() < src.max_disparity
+    plain = small_source(seed=11)
+    assert len(src.scene.faces) > len(plain.scene.faces)  # far backdrops were added
+    assert src.sensor != plain.sensor and src.sensor != small_source(seed=12, **VARIED).sensor
+
+
+def test_randomized_sensors_span_the_ranges():
+    from eventstereo.sources.synthetic_sensor import SENSOR_RANGES, SensorParams
+
+    drawn = [SensorParams.draw(np.random.default_rng(s)) for s in range(200)]
+    c = np.array([d.contrast_threshold for d in drawn])
+    lo, hi, _ = SENSOR_RANGES["contrast_threshold"]
+    assert lo <= c.min() < 1.3 * lo and hi / 1.3 < c.max() <= hi
+    assert all(d.threshold_sigma <= 0.25 * d.contrast_threshold for d in drawn)
+    assert len({d.refractory_us for d in drawn}) > 100
+
+
+def test_hot_pixels_leak_and_jitter():
+    quiet = dict(velocity=(0, 0, 0), noise_rate_hz=0.0)
+    hot = take(plane_source(1.0, hot_pixel_fraction=0.002, hot_pixel_rate_hz=400.0, **quiet), 3)
+    pix = np.concatenate([w.left["y"].astype(np.int64) * 96 + w.left["x"] for w in hot])
+    n_hot = round(0.002 * 96 * 72)
+    assert len(np.unique(pix)) == n_hot  # only the hot pixels fire in a static scene ...
+    assert abs(len(pix) - n_hot * 400 * 0.15) < 5 * math.sqrt(n_hot * 400 * 0.15)  # ... at their rate
+    leak = take(plane_source(1.0, leak_rate_hz=20.0, **quiet), 2)
+    assert all(len(w.left) > 0 and np.all(w.left["p"] == 1) for w in leak)  # leak events are ON
+    base = take(plane_source(1.0, noise_rate_hz=0.0), 2)
+    shaken = take(plane_source(1.0, noise_rate_hz=0.0, timestamp_jitter_us=500.0), 2)
+    for a, b in zip(base, shaken):
+        assert len(a.left) == len(b.left) and not np.array_equal(a.left["t"], b.left["t"])
+        assert np.all(np.diff(b.left["t"]) >= 0) and b.left["t"].min() >= b.t_start_us
+        assert b.left["t"].max() < b.t_end_us
+        assert abs(np.sort(b.left["t"]).mean() - np.sort(a.left["t"]).mean()) < 100
+
+
+def test_frame_mode_stamps_events_at_frame_times_with_the_same_counts():
+    fx, z = 60.0, 1.0
+    frames = take(plane_source(z, fx=fx, velocity=(0.5, 0, 0), event_mode="frames", frame_hz=400.0,
+                               refractory_us=0), 2)
+    interp = take(plane_source(z, fx=fx, velocity=(0.5, 0, 0), refractory_us=0), 2)
+    for win in frames:
+        assert win.meta["substeps"] == 20
+        frame_times = {win.t_start_us + 2500 * s for s in range(1, 20)} | {win.t_end_us - 1}
+        assert set(np.unique(win.left["t"]).tolist()) <= frame_times and len(win.left) > 0
+    n_f = sum(len(w.left) for w in frames)
+    n_i = sum(len(w.left) for w in interp)
+    assert abs(n_f - n_i) < 0.1 * n_i  # same signal, same thresholds: about as many events
+
+
+def test_light_bursts_make_events_without_motion():
+    still = dict(velocity=(0, 0, 0), noise_rate_hz=0.0)
+    lit = take(plane_source(1.0, light_burst_rate_hz=1.0, **still), 40)  # 2 s: about two bursts
+    counts = np.array([len(w.left) + len(w.right) for w in lit])
+    assert counts.sum() > 96 * 72 and (counts == 0).sum() > 20  # a few windows burst, the rest stay dark
+    assert max(w.meta["substeps"] for w in lit) >= 25  # renders follow the light (2 ms steps)
+
+
+def test_varied_flight_is_a_pure_bounded_function_of_time():
+    from eventstereo.sources.synthetic_scene import VariedFlight
+
+    a = VariedFlight(np.random.default_rng(5))
+    b = VariedFlight(np.random.default_rng(5))
+    ts = np.linspace(0, 30, 3001)
+    forward = np.array([a.state(t) for t in ts])
+    backward = np.array([b.state(t) for t in ts[::-1]])[::-1]
+    assert np.array_equal(forward, backward)
+    assert np.abs(forward[:, :3]).max() < 0.4 + 0.4 + 0.08  # flight box (x, z) plus a burst
+    speed = np.abs(np.diff(forward[:, :3], axis=0)).max(1) / (ts[1] - ts[0])
+    assert speed.max() > 3 * np.median(speed)  # bursts: sudden fast stretches
+
+
+def test_config_files_and_bad_varied_settings(tmp_path):
+    from eventstereo.errors import InputError
+    from eventstereo.sources.synthetic import load_config_file
+
+    for bad in (dict(event_mode="video"), dict(layout="maze"), dict(texture_families=("wood",)),
+                dict(hot_pixel_fraction=2.0), dict(frame_hz=0.0), dict(leak_rate_hz=-1.0)):
+        with pytest.raises(ValueError):
+            SyntheticConfig(**bad)
+    cfg = SyntheticConfig(**VARIED)
+    assert SyntheticConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    path = tmp_path / "world.json"
+    path.write_text(json.dumps({"layout": "maze"}))
+    with pytest.raises(InputError, match="world.json"):
+        load_config_file(path)
+    for name in ("synthetic_varied.json", "synthetic_heldout.json", "synthetic_photos.json"):
+        SyntheticConfig.from_dict(load_config_file(f"tools/configs/{name}"))
+
+
+def test_training_configs_never_use_held_out_generators():
+    """Photographs that packages ship and the frame-differencing mode are for held-out checks only."""
+    from pathlib import Path
+
+    from eventstereo.sources.synthetic import load_config_file
+
+    train = SyntheticConfig.from_dict(load_config_file("tools/configs/synthetic_varied.json"))
+    held = SyntheticConfig.from_dict(load_config_file("tools/configs/synthetic_heldout.json"))
+    assert "photo" not in train.texture_families and train.event_mode != held.event_mode
+    assert not set(train.texture_families) & set(held.texture_families)
+    for path in Path("tools/configs").glob("demo*.json"):
+        text = path.read_text()
+        assert "heldout" not in text and "photos" not in text, path

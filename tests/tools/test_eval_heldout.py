@@ -1,0 +1,54 @@
+"""eval_stereo.py --synthetic-config: the same seeds through a held-out generator, reported beside the
+default one, with the first window after a reset split from the warm windows."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from eventstereo.errors import InputError
+from eventstereo.events.sbt import SBTSettings
+from eventstereo.model import build_stereo_model
+from eventstereo.model.io import save_model
+
+TOOL = Path(__file__).resolve().parents[2] / "tools" / "eval_stereo.py"
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("eval_stereo_heldout", TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_heldout_generator_is_reported_beside_the_default(tmp_path, capsys):
+    torch.manual_seed(0)
+    model = tmp_path / "m.safetensors"
+    save_model(model, build_stereo_model(filter_multiplier=1, max_disparity=8), sbt_settings=SBTSettings(),
+               provenance={})
+    world = tmp_path / "frames.json"
+    world.write_text(json.dumps({"event_mode": "frames", "frame_hz": 100.0, "texture_families": ["text"]}))
+    rc = _tool().main(["--model", str(model), "--width", "48", "--height", "36", "--seeds", "3",
+                       "--windows", "3", "--synthetic-config", str(world), "--json"])
+    assert rc == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "generator: default" in out and f"generator: {world}" in out
+    assert sum(line.startswith("1PA first window after a reset") for line in out) == 2
+    default, heldout = (json.loads(line) for line in out[-2:])
+    assert default["generator"] == "default" and heldout["generator"] == str(world)
+    for r in (default, heldout):
+        assert r["gt_windows"] == 3 and r["first_windows"] == 1 and r["later_windows"] == 2
+    assert default["one_pa"] != heldout["one_pa"]  # a different stream, not the default one again
+
+
+def test_reset_split_and_bad_config(tmp_path):
+    tool = _tool()
+    split = tool.reset_split([(True, 50.0), (False, 90.0), (False, 80.0), (True, 70.0)])
+    assert split == {"one_pa_first_window": 60.0, "first_windows": 2, "one_pa_later_windows": 85.0,
+                     "later_windows": 2}
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"event_mode": "video"}))
+    with pytest.raises(InputError, match="bad.json"):
+        tool.main(["--width", "48", "--height", "36", "--windows", "1", "--synthetic-config", str(bad)])
