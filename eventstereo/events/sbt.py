@@ -55,31 +55,42 @@ def _make_scatter(newest_first: bool, per_polarity: bool):
     the inner loop carries no mode branches."""
 
     @numba.njit(nogil=True, boundscheck=False)
-    def scatter(x, y, t, p, t_start, window_us, n_bins, out):
-        # The bin is tracked incrementally (streams are nearly always time-sorted, so the exact integer
-        # division only runs when an event leaves the current bin), and the polarity is added without a
-        # branch: a random ON/OFF branch mispredicts on every other event.
+    def scatter(events, t_start, window_us, n_bins, out):
+        # One pass over the structured array, reading each event's fields where they lie (four strided
+        # field views cost ~1.5x more), into a flat index: the bin's plane offset is updated only when
+        # an event leaves the current bin (streams are nearly always time-sorted, so the exact integer
+        # division runs once per bin), and the polarity is added without a branch (a random ON/OFF
+        # branch mispredicts on every other event). ``bench sbt`` compares this with the floor, a pass
+        # that only tests the window end and scatters +-1 into one plane.
         _, h, w = out.shape
+        plane = h * w
+        flat = out.reshape(-1)
         lo = np.empty(n_bins + 1, np.int64)  # lo[k]: first dt of bin k = ceil(k * window / n_bins)
         for k in range(n_bins + 1):
             lo[k] = -((-k * window_us) // n_bins)
-        b = 0
-        b_lo, b_hi = lo[0], lo[1]
-        for i in range(x.shape[0]):
-            dt = t[i] - t_start
-            xi = x[i]
-            yi = y[i]
-            if dt < 0 or dt >= window_us or xi < 0 or xi >= w or yi < 0 or yi >= h:
-                continue
-            if dt < b_lo or dt >= b_hi:
+        uw, uh = np.uint64(w), np.uint64(h)
+        b_lo, b_len = lo[0], np.uint64(lo[1] - lo[0])
+        c = n_bins - 1 if newest_first else 0
+        base = (2 * c if per_polarity else c) * plane
+        for i in range(events.shape[0]):
+            e = events[i]
+            dt = e.t - t_start
+            if np.uint64(dt - b_lo) >= b_len:  # not in the current bin (one unsigned compare)
+                if dt < 0 or dt >= window_us:
+                    continue
                 b = (dt * n_bins) // window_us
-                b_lo, b_hi = lo[b], lo[b + 1]
-            c = n_bins - 1 - b if newest_first else b
-            on = np.int64(p[i] > 0)
+                b_lo, b_len = lo[b], np.uint64(lo[b + 1] - lo[b])
+                c = n_bins - 1 - b if newest_first else b
+                base = (2 * c if per_polarity else c) * plane
+            xi = np.int64(e.x)
+            yi = np.int64(e.y)
+            if np.uint64(xi) >= uw or np.uint64(yi) >= uh:  # negative coordinates wrap to huge
+                continue
+            on = np.int64(e.p > 0)
             if per_polarity:
-                out[2 * c + 1 - on, yi, xi] += np.float32(1.0)
+                flat[base + (1 - on) * plane + yi * w + xi] += np.float32(1.0)
             else:
-                out[c, yi, xi] += np.float32(2 * on - 1)
+                flat[base + yi * w + xi] += np.float32(2 * on - 1)
 
     return scatter
 
@@ -96,11 +107,11 @@ def _sign_inplace(out):
 _KERNELS: dict[tuple[bool, bool], object] = {}
 
 
-def _scatter(x, y, t, p, t_start, window_us, n_bins, newest_first, per_polarity, out) -> None:
+def _scatter(events, t_start, window_us, n_bins, newest_first, per_polarity, out) -> None:
     key = (bool(newest_first), bool(per_polarity))
     if key not in _KERNELS:
         _KERNELS[key] = _make_scatter(*key)
-    _KERNELS[key](x, y, t, p, t_start, window_us, n_bins, out)
+    _KERNELS[key](events, t_start, window_us, n_bins, out)
 
 
 def _check_events(events: np.ndarray) -> None:
@@ -117,8 +128,7 @@ def encode_into(
     out[...] = 0.0
     if len(events):
         _scatter(
-            events["x"], events["y"], events["t"], events["p"],
-            np.int64(t_end_us - settings.window_us), np.int64(settings.window_us),
+            events, np.int64(t_end_us - settings.window_us), np.int64(settings.window_us),
             np.int64(settings.n_bins), settings.newest_first, settings.mode == "polarity", out,
         )
     if settings.mode == "sign":

@@ -14,7 +14,14 @@ Two implementations of the same arithmetic:
   for the cores between every conv and neuron.
 - ``torch``: the same algorithm with in-place torch ops, for any device and dtype (CUDA, bfloat16) and
   for user-defined surrogates.
-``impl="auto"`` picks numba where it applies. The forward arithmetic is the eager neuron's, operation
+``impl="auto"`` picks numba where it applies.
+
+Inference (no gradient wanted) has its own entry points, :func:`lif_sequence_` and
+:func:`alif_sequence_`: no autograd node, and the state tensors are updated IN PLACE (a streaming
+network calls its 24 neurons once per window; cloning their state cost as much as the kernels). The
+numba kernels already work in place; the torch algorithm (any device: the CUDA path) does too, with a
+fixed number of kernels per step and no allocation, so a CUDA graph can capture it. Both compute the
+training path's forward bit for bit. The forward arithmetic is the eager neuron's, operation
 by operation and in the input's dtype, so spikes (a discontinuous function of the potential) match the
 eager loop exactly, not just within a tolerance; gradients match within float rounding.
 
@@ -41,7 +48,8 @@ from torch import Tensor
 
 from eventstereo.snn.surrogates import Surrogate
 
-__all__ = ["lif_sequence", "alif_sequence", "numba_applicable", "IMPLS"]
+__all__ = ["lif_sequence", "alif_sequence", "lif_sequence_", "alif_sequence_", "numba_applicable", "IMPLS",
+           "run_parallel", "exp_neg"]
 
 IMPLS = ("auto", "numba", "torch")
 _CHUNK = 1024  # elements per parallel work item: T x 1024 floats stay in cache between sweeps
@@ -53,7 +61,7 @@ _LN2 = 0.6931471805599453
 
 
 @numba.njit(nogil=True, cache=True, inline="always", error_model="numpy")
-def _exp_neg(y):  # pragma: no cover - compiled
+def exp_neg(y):  # pragma: no cover - compiled
     """exp(-y) for y >= 0 to ~3e-10 relative: 2^-k times a degree-8 Taylor series on |r| <= ln2 / 2.
 
     libm's tanh/exp cost ~15x more per element in these loops; below exp(-40) ~ 4e-18 returns 0, which
@@ -78,7 +86,7 @@ def _surrogate_grad_(code, temp, scale, d):  # pragma: no cover - compiled
     if code == 0:  # dspike; scale = b / (2 tanh(b / 2))
         for j in range(n):
             x = d[j]
-            q = _exp_neg(2.0 * temp * abs(x))
+            q = exp_neg(2.0 * temp * abs(x))
             v = scale * 4.0 * q / ((1.0 + q) * (1.0 + q))
             d[j] = v if abs(x) < 0.5 else 0.0
     elif code == 1:  # triangle
@@ -94,7 +102,7 @@ def _surrogate_grad_(code, temp, scale, d):  # pragma: no cover - compiled
             d[j] = (temp / 2.0) / (1.0 + z * z)
     else:  # sigmoid
         for j in range(n):
-            q = _exp_neg(temp * abs(d[j]))
+            q = exp_neg(temp * abs(d[j]))
             d[j] = temp * q / ((1.0 + q) * (1.0 + q))
 
 
@@ -264,7 +272,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_pool_after_fork)
 
 
-def _run(kernel, n: int, steps: int, *args) -> None:
+def run_parallel(kernel, n: int, steps: int, *args) -> None:
     """Run ``kernel(*args, start, stop)`` over element range [0, n), split across torch's thread count.
 
     The kernels are serial and release the GIL; a plain thread pool runs the pieces. This keeps a
@@ -393,6 +401,29 @@ def _alif_bwd_torch(I, S, h0, a0, s0, gS, ghT, gaT, tau, theta, beta, rho, surro
     return gI, g, gan.mul(rho), gan
 
 
+def _lif_fwd_torch_(I: Tensor, h: Tensor, tau: float, theta: float, S: Tensor) -> None:
+    """In place: h (N,) from h_0 to h_T, S[t] the spikes. Four kernels per step, nothing allocated; the
+    roundings of the eager ``tau * h + I``, ``(u - theta) > 0`` and ``u * (1 - s)``."""
+    for t in range(I.shape[0]):
+        st = S[t]
+        h.mul_(tau).add_(I[t])
+        torch.sub(h, theta, out=st).gt_(0)
+        h.addcmul_(h, st, value=-1)  # u - u*s: exactly u or 0, as u * (1 - s)
+
+
+def _alif_fwd_torch_(I: Tensor, h: Tensor, a: Tensor, sp: Tensor, tau: float, theta: float, beta: float,
+                     rho: float, S: Tensor) -> None:
+    """In place: h, a, sp (last spikes) from step 0 to T; as _lif_fwd_torch_ with theta_t."""
+    for t in range(I.shape[0]):
+        st = S[t]
+        a.mul_(rho).add_(sp)
+        h.mul_(tau).add_(I[t])
+        torch.mul(a, beta, out=st).add_(theta)  # theta_t, rounded as the eager theta + beta * a
+        torch.sub(h, st, out=st).gt_(0)
+        sp.copy_(st)
+        h.addcmul_(h, st, value=-1)
+
+
 # ------------------------------------------------------------------------------------ autograd nodes
 class _LIFSequence(torch.autograd.Function):
     @staticmethod
@@ -404,7 +435,8 @@ class _LIFSequence(torch.autograd.Function):
         h = h0f.clone()
         if impl == "numba":
             dt = I.dtype
-            _run(_lif_fwd_nb, If.shape[1], T, _np(If), _np(h), _scalar(tau, dt), _scalar(theta, dt), _np(S))
+            run_parallel(_lif_fwd_nb, If.shape[1], T, _np(If), _np(h), _scalar(tau, dt), _scalar(theta, dt),
+                         _np(S))
         else:
             h = _lif_fwd_torch(If, h, tau, theta, S)
         # the numba backward recomputes the spikes; the torch one reads them (S is an output: no extra memory)
@@ -425,7 +457,7 @@ class _LIFSequence(torch.autograd.Function):
             gI = torch.empty_like(If)
             gh = torch.empty_like(h0f)
             scale = _dspike_scale(temp) if cls.numba_code == 0 else 0.0
-            _run(_lif_bwd_nb, n, 2 * T, _np(If), _np(h0f), _np(gSf), _np_opt(ghTf, If),
+            run_parallel(_lif_bwd_nb, n, 2 * T, _np(If), _np(h0f), _np(gSf), _np_opt(ghTf, If),
                  _scalar(tau, dt), _scalar(theta, dt), cls.numba_code, temp, scale, _np(gI), _np(gh))
         else:
             gI, gh = _lif_bwd_torch(If, rest[0], h0f, gSf, ghTf, tau, theta, cls, temp)
@@ -442,8 +474,8 @@ class _ALIFSequence(torch.autograd.Function):
         h, a = h0f.clone(), a0f.clone()
         if impl == "numba":
             dt = I.dtype
-            _run(_alif_fwd_nb, If.shape[1], T, _np(If), _np(h), _np(a), _np(s0f.clone()), _scalar(tau, dt),
-                 _scalar(theta, dt), _scalar(beta, dt), _scalar(rho, dt), _np(S))
+            run_parallel(_alif_fwd_nb, If.shape[1], T, _np(If), _np(h), _np(a), _np(s0f.clone()),
+                         _scalar(tau, dt), _scalar(theta, dt), _scalar(beta, dt), _scalar(rho, dt), _np(S))
         else:
             h, a = _alif_fwd_torch(If, h, a, s0f, tau, theta, beta, rho, S)
         ctx.save_for_backward(If, h0f, a0f, s0f, *((S,) if impl == "torch" else ()))
@@ -464,7 +496,7 @@ class _ALIFSequence(torch.autograd.Function):
             A = torch.empty_like(If)  # a_t, recomputed
             gh, ga, gs = (torch.empty_like(h0f) for _ in range(3))
             scale = _dspike_scale(temp) if cls.numba_code == 0 else 0.0
-            _run(_alif_bwd_nb, n, 2 * T, _np(If), _np(h0f), _np(a0f), _np(s0f), _np(gSf),
+            run_parallel(_alif_bwd_nb, n, 2 * T, _np(If), _np(h0f), _np(a0f), _np(s0f), _np(gSf),
                  _np_opt(ghTf, If), _np_opt(gaTf, If), *(_scalar(v, dt) for v in (tau, theta, beta, rho)),
                  cls.numba_code, temp, scale, _np(gI), _np(A), _np(gh), _np(ga), _np(gs))
             del A
@@ -496,3 +528,58 @@ def alif_sequence(x: Tensor, h0: Tensor, a0: Tensor, s0: Tensor, tau: float, the
         raise ValueError(f"state shapes do not match input steps {tuple(x.shape[1:])}")
     return _ALIFSequence.apply(x, h0.to(x.dtype), a0.to(x.dtype), s0.to(x.dtype), float(tau), float(theta),
                                float(beta), float(rho), surrogate, _choose(impl, x, surrogate))
+
+
+# ------------------------------------------------------------------------------------ inference, in place
+def _inference_impl(impl: str, x: Tensor) -> str:
+    if impl not in IMPLS:
+        raise ValueError(f"fused impl must be one of {IMPLS}, not {impl!r}")
+    numba_ok = x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+    if impl == "numba" and not numba_ok:
+        raise ValueError("numba impl needs a CPU float32/float64 input")
+    return impl if impl != "auto" else ("numba" if numba_ok else "torch")
+
+
+def _check_state(x: Tensor, *states: Tensor) -> None:
+    for v in states:
+        if v.shape != x.shape[1:] or v.dtype != x.dtype or v.device != x.device or not v.is_contiguous():
+            raise ValueError(f"in-place state must be contiguous {tuple(x.shape[1:])} {x.dtype} on "
+                             f"{x.device}, got {tuple(v.shape)} {v.dtype} on {v.device}")
+
+
+def lif_sequence_(x: Tensor, h: Tensor, tau: float, theta: float, impl: str = "auto") -> Tensor:
+    """Inference LIF over x [T, ...]: returns the spikes; ``h`` (contiguous, x's shape per step, dtype and
+    device) goes from h_0 to h_T in place. No autograd; the forward of :func:`lif_sequence` bit for bit."""
+    _check_state(x, h)
+    impl = _inference_impl(impl, x)
+    T = x.shape[0]
+    with torch.no_grad():
+        If = _flat(x.detach(), T)
+        S = torch.empty_like(If)
+        hf = h.view(-1)
+        if impl == "numba":
+            dt = x.dtype
+            run_parallel(_lif_fwd_nb, If.shape[1], T, _np(If), _np(hf), _scalar(tau, dt), _scalar(theta, dt),
+                         _np(S))
+        else:
+            _lif_fwd_torch_(If, hf, float(tau), float(theta), S)
+    return S.view(x.shape)
+
+
+def alif_sequence_(x: Tensor, h: Tensor, a: Tensor, s: Tensor, tau: float, theta: float, beta: float,
+                   rho: float, impl: str = "auto") -> Tensor:
+    """Inference ALIF over x [T, ...]: returns the spikes; h, a and s (last spikes) updated in place."""
+    _check_state(x, h, a, s)
+    impl = _inference_impl(impl, x)
+    T = x.shape[0]
+    with torch.no_grad():
+        If = _flat(x.detach(), T)
+        S = torch.empty_like(If)
+        hf, af, sf = h.view(-1), a.view(-1), s.view(-1)
+        if impl == "numba":
+            dt = x.dtype
+            run_parallel(_alif_fwd_nb, If.shape[1], T, _np(If), _np(hf), _np(af), _np(sf), _scalar(tau, dt),
+                         _scalar(theta, dt), _scalar(beta, dt), _scalar(rho, dt), _np(S))
+        else:
+            _alif_fwd_torch_(If, hf, af, sf, float(tau), float(theta), float(beta), float(rho), S)
+    return S.view(x.shape)

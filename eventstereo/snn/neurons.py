@@ -12,6 +12,11 @@ Design points (STYLE §2, "what eventstereo should take" 4-5):
 - ``backend="fused"`` (default) runs LIF/ALIF through eventstereo.snn.fused (one autograd node per
   sequence, numba on CPU); ``"eager"`` is the plain per-step autograd loop, kept as the reference.
 - ``NeuronSpec`` is the per-layer setting written into genotypes and model files.
+- Inference (no gradient wanted: ``torch.no_grad`` / ``inference_mode``, or inputs that need none) runs
+  the fused backend IN PLACE: the state tensors are updated where they lie, with no autograd node and no
+  copy. A state tensor is only updated in place once the neuron owns it (created by it, or copied once
+  after a training call, a ``detach()`` or a ``.to()``), so tensors a pending backward saved are never
+  written. ``state`` / ``v`` return the live tensors: clone them to keep a snapshot.
 """
 
 from __future__ import annotations
@@ -173,6 +178,7 @@ class MemoryModule(StepModule):
     def __init__(self, step_mode: str = "s"):
         super().__init__(step_mode)
         self._memories: dict[str, Tensor | None] = {}
+        self._owned: set[str] = set()  # states this module may update in place (see the module docstring)
 
     def register_memory(self, name: str) -> None:
         self._memories[name] = None
@@ -186,12 +192,14 @@ class MemoryModule(StepModule):
         """Forget the state: the next input starts a new sequence from zero."""
         for k in self._memories:
             self._memories[k] = None
+        self._owned.clear()
 
     def detach(self) -> None:
         """Keep the state's values but cut its autograd history (truncated BPTT)."""
         for k, v in self._memories.items():
             if v is not None:
                 self._memories[k] = v.detach()
+        self._owned.clear()  # the detached tensors share storage with the graph's
 
     def _memory(self, name: str, like: Tensor) -> Tensor:
         """The state tensor `name` for input steps shaped like `like`, created as zeros on first use."""
@@ -207,11 +215,31 @@ class MemoryModule(StepModule):
             v = v.to(device=like.device, dtype=like.dtype)
         return v
 
+    def _memory_inplace(self, name: str, like: Tensor) -> Tensor:
+        """The state tensor `name` for inference, owned, contiguous and stored: safe to update in place."""
+        v = self._memories[name]
+        writable = not v.is_inference() or torch.is_inference_mode_enabled() if v is not None else False
+        if not (name in self._owned and writable and v.shape == like.shape and v.dtype == like.dtype
+                and v.device == like.device and v.is_contiguous()):
+            if v is None:
+                v = torch.zeros(like.shape, dtype=like.dtype, device=like.device)
+            else:
+                v = self._memory(name, like).detach().clone(memory_format=torch.contiguous_format)
+            self._memories[name] = v
+            self._owned.add(name)
+        return v
+
+    def _set_memories(self, **values: Tensor) -> None:
+        """Store state computed out of place (training): not owned, a backward may have saved it."""
+        self._memories.update(values)
+        self._owned.difference_update(values)
+
     def __getstate__(self) -> dict[str, Any]:
         """Copies and pickles carry the state's values without its autograd graph (a graph cannot be
         copied; DGS copies layers mid-sequence)."""
         state = super().__getstate__()
         state["_memories"] = {k: None if v is None else v.detach() for k, v in self._memories.items()}
+        state["_owned"] = set()
         return state
 
     def _apply(self, fn, recurse: bool = True):
@@ -219,6 +247,7 @@ class MemoryModule(StepModule):
         for k, v in self._memories.items():
             if v is not None:
                 self._memories[k] = fn(v)
+        self._owned.clear()  # fn may return the same tensor (a no-op .to) or a shared one
         return self
 
 
@@ -316,7 +345,16 @@ class LIFNode(BaseNeuron):
     def _fused_ok(self, x: Tensor) -> bool:
         return self._backend == "fused" and self.surrogate.spiking and x.is_floating_point()
 
+    def _inference(self, x: Tensor) -> bool:
+        """True if no gradient can flow through this call (then the fused path runs in place)."""
+        if not torch.is_grad_enabled():
+            return True
+        return not x.requires_grad and not any(v is not None and v.requires_grad
+                                               for v in self._memories.values())
+
     def _sequence(self, x: Tensor) -> Tensor:
+        if self._fused_ok(x) and self._inference(x):
+            return fused.lif_sequence_(x, self._memory_inplace("v", x[0]), self._tau, self._theta)
         h = self._memory("v", x[0])
         if self._fused_ok(x):
             s, h = fused.lif_sequence(x, h, self._tau, self._theta, self.surrogate)
@@ -328,7 +366,7 @@ class LIFNode(BaseNeuron):
                 h = u * (1.0 - st)
                 out.append(st)
             s = torch.stack(out)
-        self._memories["v"] = h
+        self._set_memories(v=h)
         return s
 
     def extra_repr(self) -> str:
@@ -397,6 +435,9 @@ class ALIFNode(LIFNode):
                           surrogate=self.surrogate.name, temperature=self.surrogate.temperature)
 
     def _sequence(self, x: Tensor) -> Tensor:
+        if self._fused_ok(x) and self._inference(x):
+            h, a, sp = (self._memory_inplace(k, x[0]) for k in ("v", "a", "s"))
+            return fused.alif_sequence_(x, h, a, sp, self._tau, self._theta, self._beta, self._rho)
         h = self._memory("v", x[0])
         a = self._memory("a", x[0])
         sp = self._memory("s", x[0])
@@ -413,7 +454,7 @@ class ALIFNode(LIFNode):
                 h = u * (1.0 - sp)
                 out.append(sp)
             s = torch.stack(out)
-        self._memories.update(v=h, a=a, s=sp)
+        self._set_memories(v=h, a=a, s=sp)
         return s
 
     def extra_repr(self) -> str:

@@ -182,3 +182,67 @@ def test_no_grad_streaming_builds_no_graph():
         for _ in range(3):
             s = n(torch.rand(2, 6) * w)
     assert s.grad_fn is None and n.v.grad_fn is None
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("kind", ["lif", "alif"])
+def test_inplace_inference_equals_training_forward_bit_for_bit(kind, dtype):
+    """The in-place torch algorithm (the CUDA path) and the numba kernel give the spikes and states of
+    the autograd forward exactly, and update the given state tensors where they lie."""
+    x = _inputs((6, 3, 700), torch.float32, seed=4).to(dtype)
+    sur = make_surrogate("dspike")
+    params = (0.2, 0.5) if kind == "lif" else (0.2, 0.5, 0.3, 0.5)
+    n_state = 1 if kind == "lif" else 3
+    init = [_inputs((3, 700), torch.float32, seed=5 + k).clamp(0, 0.4).to(dtype) for k in range(n_state)]
+    if kind == "alif":
+        init[2] = (init[2] > 0.2).to(dtype)  # last spikes are 0/1
+    ref_impl = "numba" if dtype != torch.bfloat16 else "torch"
+    if kind == "lif":
+        s_ref, h_ref = F.lif_sequence(x, init[0], *params, sur, impl=ref_impl)
+        ref = (s_ref, h_ref)
+    else:
+        s_ref, h_ref, a_ref = F.alif_sequence(x, *init, *params, sur, impl=ref_impl)
+        ref = (s_ref, h_ref, a_ref, s_ref[-1])
+    impls = ["torch"] + (["numba"] if dtype != torch.bfloat16 else [])
+    for impl in impls:
+        state = [v.clone() for v in init]
+        ptrs = [v.data_ptr() for v in state]
+        fn = F.lif_sequence_ if kind == "lif" else F.alif_sequence_
+        s = fn(x, *state, *params, impl=impl)
+        assert [v.data_ptr() for v in state] == ptrs
+        for got, want in zip((s, *state), ref):
+            assert torch.equal(got, want), impl
+    with pytest.raises(ValueError, match="contiguous"):
+        F.lif_sequence_(x, torch.zeros(700, 3, dtype=dtype).t(), 0.2, 0.5)
+    if dtype == torch.bfloat16:
+        with pytest.raises(ValueError, match="numba"):
+            F.lif_sequence_(x, torch.zeros(3, 700, dtype=dtype), 0.2, 0.5, impl="numba")
+
+
+@pytest.mark.parametrize("cls", [LIFNode, ALIFNode])
+def test_neuron_inference_updates_owned_state_in_place_only(cls):
+    x = _inputs((6, 4, 6), torch.float32, seed=7)
+    ref = cls(step_mode="s", backend="eager")
+    want = [ref(xt) for xt in x]
+    n = cls(step_mode="s")
+    with torch.inference_mode():
+        got = [n(x[0])]
+        ptr = n.v.data_ptr()
+        got += [n(xt) for xt in x[1:3]]
+        assert n.v.data_ptr() == ptr  # no clone per step
+    with torch.no_grad():  # inference tensors cannot be written outside inference mode: copied once
+        got.append(n(x[3]))
+        assert n.v.data_ptr() != ptr and not n.v.is_inference()
+    # a training call: its state may be saved by the graph, so the next inference call copies it once
+    xg = x[4].clone().requires_grad_()
+    got.append(n(xg))
+    trained = {k: v for k, v in n.state.items()}
+    snapshot = {k: v.clone() for k, v in trained.items()}
+    with torch.no_grad():
+        got.append(n(x[5]))
+    for k, v in trained.items():
+        assert torch.equal(v, snapshot[k])
+    for g, w in zip(got, want):
+        assert torch.equal(g, w)
+    for k in ref.state:
+        assert torch.equal(n.state[k], ref.state[k])

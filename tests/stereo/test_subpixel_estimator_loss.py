@@ -81,3 +81,34 @@ def test_cross_entropy_sequence_shape_and_mismatch_error():
     assert torch.isfinite(cost.grad).all()
     with pytest.raises(ValueError, match="disagree"):
         subpixel_cross_entropy(cost, gt[..., :3])
+
+
+@pytest.mark.parametrize("radius", [0, 1, 2, 4])
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_map_kernel_equals_torch(radius, channels_last, dtype):
+    gen = torch.Generator().manual_seed(radius)
+    cost = torch.randn(2, 9, 6, 7, generator=gen, dtype=dtype)
+    cost[0, :, 0, 0] = 1.0  # a tie everywhere: both pick plane 0
+    cost[1, 8, 1, 1] = 9.0  # the best plane at the top end: the window is cut off
+    if channels_last:
+        cost = cost.contiguous(memory_format=torch.channels_last)
+    disparities = torch.linspace(0.5, 20.0, 9, dtype=dtype)
+    for disp in (None, disparities):
+        fused = subpixel_map(cost, disp, radius, impl="numba")
+        ref = subpixel_map(cost, disp, radius, impl="torch")
+        assert fused.shape == ref.shape == (2, 6, 7) and fused.dtype == dtype
+        tol = 1e-5 if dtype == torch.float32 else 1e-9
+        torch.testing.assert_close(fused, ref, rtol=tol, atol=tol)
+
+
+def test_map_auto_picks_torch_when_a_gradient_is_wanted():
+    cost = torch.randn(1, 5, 3, 3, requires_grad=True)
+    subpixel_map(cost).sum().backward()  # the numba kernel would return a tensor without a graph
+    assert cost.grad is not None
+    with torch.no_grad():
+        assert not subpixel_map(cost).requires_grad
+    with pytest.raises(ValueError, match="numba"):
+        subpixel_map(cost, impl="numba")
+    with pytest.raises(ValueError, match="impl"):
+        subpixel_map(cost, impl="fast")
