@@ -64,6 +64,8 @@ def no_memory_task(g):
 
 
 def task_loss(task, out, y):
+    if task is regression_task:
+        return ((out[..., 0] - y) ** 2).mean()
     if task is memory_task:
         return nn.functional.softplus(-out[-1, :, 0] * y).mean()
     return nn.functional.softplus(-out[..., 0] * y).mean()
@@ -89,3 +91,9 @@ def fit(net, search, task, iterations, *, lr=1e-2, seed=1):
         opt.step()
         search.after_iteration(net, it, sequence_loss)
     return float(loss.detach())
+
+
+def regression_task(g):
+    """A real-valued target per step: spikes can only approximate it, a ReLU layer passes it on."""
+    x = torch.randn(T, B, D, generator=g)
+    return x, x[..., :3].sum(-1)
