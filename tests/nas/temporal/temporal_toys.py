@@ -64,6 +64,8 @@ def no_memory_task(g):
 
 
 def task_loss(task, out, y):
+    if task is parity_task:
+        return nn.functional.softplus(-out[..., 0] * y).mean()
     if task is regression_task:
         return ((out[..., 0] - y) ** 2).mean()
     if task is memory_task:
@@ -97,3 +99,25 @@ def regression_task(g):
     """A real-valued target per step: spikes can only approximate it, a ReLU layer passes it on."""
     x = torch.randn(T, B, D, generator=g)
     return x, x[..., :3].sum(-1)
+
+
+def parity_task(g):
+    """+-1 inputs; each step's target is the product of the first two channels."""
+    x = torch.randint(0, 2, (T, B, D), generator=g).float() * 2 - 1
+    return x, x[..., 0] * x[..., 1]
+
+
+def place_first_membranes(net, offset):
+    """First layer: tau 0 and each unit reads one input channel with weight +-0.4, so u - theta sits at
+    offset +- 0.4: offset 0.4 puts every membrane in the surrogate's tails (|u - theta| = 0.4 or 0.8),
+    offset 0 puts half of them at the threshold."""
+    first = net.layers[0]
+    first.neuron.tau = 0.0
+    width = first.fc.out_features
+    g = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        w = torch.zeros(width, D)
+        signs = torch.randint(0, 2, (width,), generator=g) * 2 - 1
+        w[torch.arange(width), torch.arange(width) % D] = 0.4 * signs
+        first.fc.weight.copy_(w)
+        first.fc.bias.fill_(first.neuron.theta + offset - 0.4)
