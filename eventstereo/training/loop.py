@@ -13,7 +13,7 @@ import math
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -68,6 +68,35 @@ class DistInfo:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+
+class TrainHook:
+    """Extension points of the training loop; the base class does nothing at each of them.
+
+    A searcher (e.g. nas.temporal's TPS/HNS/DGS) owns some parameters, which the loop then leaves out
+    of the weight optimizer; it may add to the loss, step its own optimizer after each backward, act
+    after each iteration (given a closure that computes a fresh sequence's loss on the current batch),
+    and keep state in the checkpoints so a resumed run continues it.
+    """
+
+    def parameters(self) -> Iterable[torch.nn.Parameter]:
+        return ()
+
+    def loss(self, model: torch.nn.Module, loss: torch.Tensor) -> torch.Tensor:
+        return loss
+
+    def after_backward(self, model: torch.nn.Module) -> None:
+        pass
+
+    def after_iteration(self, model: torch.nn.Module, step: int,
+                        sequence_loss: Callable[[], torch.Tensor]) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
 
 
 def init_distributed(device: str = "cpu") -> DistInfo:
@@ -129,6 +158,7 @@ def train_sequence(
     tbptt: int = 0,
     grad_clip: float = 0.0,
     ema: WeightAverage | None = None,
+    hooks: Sequence[TrainHook] = (),
 ) -> float:
     """One batch of sequences: reset state, then forward/backward/step per chunk of ``tbptt`` windows,
     detaching state between chunks (truncated BPTT). ``net`` is what to call (maybe DDP-wrapped),
@@ -144,8 +174,12 @@ def train_sequence(
     for s in range(0, steps, chunk):
         cost = net(left[s : s + chunk], right[s : s + chunk])
         loss = stereo_loss(cost.flatten(0, 1), gt[s : s + chunk].flatten(0, 1), model.max_disparity)
+        for hook in hooks:
+            loss = hook.loss(model, loss)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        for hook in hooks:
+            hook.after_backward(model)
         if grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
@@ -176,6 +210,13 @@ def evaluate_sequences(model: torch.nn.Module, loader: DataLoader, fxb: float, d
     return metrics.summary()
 
 
+def sequence_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The task loss of a batch of whole sequences from a reset state (what a TrainHook re-evaluates)."""
+    model.reset()
+    cost = model(batch["left"].transpose(0, 1), batch["right"].transpose(0, 1))
+    return stereo_loss(cost.flatten(0, 1), batch["gt"].transpose(0, 1).flatten(0, 1), model.max_disparity)
+
+
 def _follow_schedule(optimizer: torch.optim.Optimizer, scheduler, cfg: TrainConfig, step: int) -> None:
     """Make a resumed run follow ``cfg``'s schedule rather than the checkpoint's, so a run can be
     extended or its decay moved: lr = lr0 * gamma ** (milestones passed by ``step``)."""
@@ -204,12 +245,15 @@ def train(
     val_loader: DataLoader | None = None,
     fxb: float = 1.0,
     on_finish: Callable[[torch.nn.Module], None] | None = None,
+    hooks: Sequence[TrainHook] = (),
 ) -> dict:
     """Train ``model`` on a WindowSequences ``dataset`` for ``cfg.iterations`` batches.
 
     Resumes from ``out_dir/checkpoint.pt`` when it exists and ``resume`` is true. ``run_config`` (plain
     data) is stored in checkpoints so a run can be traced to its settings. ``on_finish(model)`` runs on
-    rank 0 after the last step (e.g. to export the model file). Returns the last logged statistics.
+    rank 0 after the last step (e.g. to export the model file). ``hooks`` (TrainHook) extend each
+    iteration; their parameters are not trained by the weight optimizer. Returns the last logged
+    statistics.
     """
     out = Path(out_dir)
     info = init_distributed(cfg.device)
@@ -219,7 +263,8 @@ def train(
     if info.world_size > 1:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[info.local_rank] if device.type == "cuda" else None)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    owned = {id(p) for hook in hooks for p in hook.parameters()}
+    optimizer = torch.optim.Adam([p for p in model.parameters() if id(p) not in owned], lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(cfg.lr_milestones),
                                                      gamma=cfg.lr_gamma)
     ckpt_path = out / CHECKPOINT_NAME
@@ -227,6 +272,8 @@ def train(
     state = load_checkpoint(ckpt_path, map_location=device) if resume and ckpt_path.exists() else None
     if state is not None:
         step = restore_checkpoint(state, model=model, optimizer=optimizer, scheduler=scheduler)
+        for hook, hook_state in zip(hooks, state["extra"].get("hooks", [])):
+            hook.load_state_dict(hook_state)
         _follow_schedule(optimizer, scheduler, cfg, step)
         log.info("resumed from %s at step %d (lr %.2e)", ckpt_path, step, scheduler.get_last_lr()[0])
     ema = None
@@ -259,7 +306,8 @@ def train(
         if info.is_main:
             save_checkpoint(ckpt_path, model=model, optimizer=optimizer, scheduler=scheduler, step=at,
                             config={"train": cfg.to_dict(), "run": run_config or {}},
-                            extra={"ema": ema.state_dict()} if ema is not None else None)
+                            extra={**({"ema": ema.state_dict()} if ema is not None else {}),
+                                   **({"hooks": [h.state_dict() for h in hooks]} if hooks else {})})
 
     stats: dict = {}
     loss_sum, loss_n, t_last = 0.0, 0, time.perf_counter()
@@ -270,10 +318,13 @@ def train(
             if hasattr(dataset, "set_epoch"):
                 dataset.set_epoch(epoch)
             for batch in loader:
-                loss = train_sequence(model, net, _to(batch, device), optimizer, tbptt=cfg.tbptt,
-                                      grad_clip=cfg.grad_clip, ema=ema)
+                batch = _to(batch, device)
+                loss = train_sequence(model, net, batch, optimizer, tbptt=cfg.tbptt,
+                                      grad_clip=cfg.grad_clip, ema=ema, hooks=hooks)
                 scheduler.step()
                 step += 1
+                for hook in hooks:
+                    hook.after_iteration(model, step, lambda b=batch: sequence_loss(model, b))
                 loss_sum, loss_n = loss_sum + loss, loss_n + 1
                 if bar is not None:
                     bar.update()
