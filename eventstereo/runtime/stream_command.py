@@ -71,8 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def json_line(summary: dict) -> str:
-    """One JSON object with NaN (a metric with nothing to average) written as null, as JSON requires."""
-    return json.dumps({k: None if isinstance(v, float) and math.isnan(v) else v for k, v in summary.items()})
+    """One JSON object with non-finite numbers written as null, as JSON requires: NaN (a metric with
+    nothing to average) and inf (the mean error of a model that produced NaN; ``nonfinite_examples``
+    then says how many windows did)."""
+    return json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v
+                       for k, v in summary.items()}, allow_nan=False)
 
 
 def _fmt(v: float, spec: str) -> str:
