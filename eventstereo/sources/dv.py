@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from eventstereo.errors import EventStereoError, InputError
-from eventstereo.events.types import EVENT_DTYPE
+from eventstereo.events.types import EVENT_DTYPE, inside_sensor
 from eventstereo.events.window import StereoWindow
 from eventstereo.sources.base import Source
 from eventstereo.sources.calib_yaml import load_yaml
@@ -246,7 +246,12 @@ class AedatStereoSource(Source):
         return self._n
 
     def _events(self, side: str, a: int, b: int, k: int) -> np.ndarray:
-        return self._rectify(side, self._reader.events(self._ids[side], a, b, self.t_origin))
+        """Events of one side in [a, b); those outside the sensor the header declares are dropped (a
+        warning when that is all of them: a damaged file or the wrong stream)."""
+        ev = self._reader.events(self._ids[side], a, b, self.t_origin)
+        inside = inside_sensor(ev["x"], ev["y"], self.sensor_size, where=f"{side} window {k}",
+                               source=self.path.name)
+        return self._rectify(side, ev if inside.all() else ev[inside])
 
     def read_window(self, k: int, *, gap_before: bool = False) -> StereoWindow:
         if not 0 <= k < self._n:

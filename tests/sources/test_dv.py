@@ -411,3 +411,17 @@ def test_ctrl_c_stops_a_replay(damaged):
     finally:
         proc.kill()
     assert "STOPPED" in out
+
+
+def test_events_outside_the_declared_sensor_are_dropped_with_a_warning(tmp_path, caplog):
+    rng = np.random.default_rng(5)
+    left = random_stream(rng, 300, T0, T0 + 100_000, (64, 48))
+    left["x"] += 40  # all at x >= 40 on a 32-pixel-wide sensor
+    right = random_stream(rng, 300, T0, T0 + 100_000, (32, 24))
+    path = tmp_path / "outside.aedat4"
+    write_with_dv(path, left, right, (32, 24))
+    with AedatStereoSource(path, window_us=50_000) as src:
+        w = src.read_window(0)
+    assert len(w.left) == 0 and len(w.right) > 0
+    assert "outside.aedat4: all" in caplog.text and "events of left window 0 lie outside the 32x24 sensor" \
+        in caplog.text
