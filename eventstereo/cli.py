@@ -2,6 +2,10 @@
 
 Subcommands stay thin: each hands its arguments to the module that does the work, so the command line
 reads as a table of contents of the package.
+
+Errors: bad input (an EventStereoError, a file that cannot be read, a value torch or numpy rejects) is
+one line ``error: ...`` and exit status 2; anything else is one line naming the exception and exit 1;
+``-v`` (before or after the subcommand) adds the traceback. Ctrl-C exits 130.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import os
 import pkgutil
 import sys
 
+import traceback
+
 import eventstereo  # sets OMP_WAIT_POLICY=PASSIVE before torch loads (see eventstereo/__init__.py)
 from eventstereo.errors import EventStereoError
 
@@ -25,8 +31,13 @@ def _bench_names() -> list[str]:
 
 
 def _cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
-    """Each benchmark is a module eventstereo.bench.<name> with main(argv) -> exit code."""
+    """Each benchmark is a module eventstereo.bench.<name> with main(argv) -> exit code; ``bench NAME
+    --help`` is the benchmark's own help."""
     names = _bench_names()
+    if args.name is None:
+        print("usage: eventstereo bench NAME [options]   (eventstereo bench NAME --help for its options)\n"
+              f"benchmarks: {', '.join(names)}")
+        return 0 if any(a in ("-h", "--help") for a in rest) else 2
     if args.name not in names:
         print(f"unknown benchmark {args.name!r}; available: {', '.join(names)}", file=sys.stderr)
         return 2
@@ -71,6 +82,9 @@ def _cmd_run(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def _cmd_info(args: argparse.Namespace, rest: list[str]) -> int:
+    if rest:
+        print(f"eventstereo info: error: unrecognized arguments: {' '.join(rest)}", file=sys.stderr)
+        return 2
     import numba
     import numpy
     import torch
@@ -94,24 +108,47 @@ def build_parser() -> argparse.ArgumentParser:
                    add_help=False).set_defaults(fn=_cmd_stream)
     sub.add_parser("app", help="the desktop GUI on a source (see `app --help`; headless: --frames N)",
                    add_help=False).set_defaults(fn=_cmd_app)
-    b = sub.add_parser("bench", help="benchmarks (see `bench NAME --help`)")
-    b.add_argument("name", help="benchmark name (`eventstereo info` lists them)")
+    b = sub.add_parser("bench", help="benchmarks (see `bench NAME --help`)", add_help=False)
+    b.add_argument("name", nargs="?", help="benchmark name (`eventstereo info` lists them)")
     b.set_defaults(fn=_cmd_bench)
     sub.add_parser("info", help="versions and devices").set_defaults(fn=_cmd_info)
     return p
 
 
+USER_ERRORS = (EventStereoError, OSError, ValueError, OverflowError, MemoryError)
+"""What a user's input can cause (a missing or unreadable file, a value out of range): exit status 2."""
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if isinstance(e, EventStereoError) else f"{type(e).__name__}: {text}"
+
+
+def report_error(e: BaseException, verbose: bool, prog: str = "eventstereo") -> int:
+    """One line on stderr for an exception (the traceback first with ``verbose``); the exit status."""
+    if verbose:
+        traceback.print_exception(e)
+    hint = "" if verbose else " (rerun with -v for the traceback)"
+    if isinstance(e, USER_ERRORS):
+        print(f"error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    print(f"error: {prog} failed unexpectedly: {_one_line(e)}{hint}", file=sys.stderr)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args, rest = build_parser().parse_known_args(argv)
-    level = logging.DEBUG if args.verbose else logging.INFO
-    logging.basicConfig(level=level, format="%(levelname)s %(message)s")
+    verbose = args.verbose or any(a in ("-v", "--verbose") for a in rest)
+    rest = [a for a in rest if a not in ("-v", "--verbose")]
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(message)s")
     try:
         return args.fn(args, rest)
-    except EventStereoError as e:  # bad input: one clear line, no traceback
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001 - the edge: nothing reaches the user as a bare traceback
+        return report_error(e, verbose)
 
 
 if __name__ == "__main__":

@@ -25,12 +25,15 @@ import sys
 
 import numpy as np
 
+from eventstereo import argtypes
+from eventstereo.cli import report_error
 from eventstereo.runtime.session import StreamSession, WindowResult
 from eventstereo.runtime.stream_command import (
     add_runtime_arguments,
     json_line,
     load_model_arg,
     session_options,
+    window_limit,
 )
 from eventstereo.sources.registry import add_source_arguments, open_source
 from eventstereo.training.stereo import parse_seeds
@@ -44,17 +47,40 @@ COLUMNS = (
 )
 
 
+MAX_SEEDS = 10_000
+
+
+def seed_list(text: str) -> list[int]:
+    """``--seeds 1000-1009`` or ``1,5,7`` as a list, checked when parsed (at most MAX_SEEDS of them)."""
+    for part in text.split(","):
+        lo, sep, hi = part.strip().partition("-")
+        if sep and lo.strip().isdigit() and hi.strip().isdigit() and int(hi) - int(lo) >= MAX_SEEDS:
+            raise argparse.ArgumentTypeError(f"{part.strip()!r} names more than {MAX_SEEDS} seeds")
+    try:
+        return parse_seeds(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="eval_stereo", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argtypes.OneLineErrorParser(prog="eval_stereo", description=__doc__,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-v", "--verbose", action="store_true", help="show the traceback of an error")
     add_source_arguments(p)
     add_runtime_arguments(p)
-    p.add_argument("--seeds", help="evaluate one source per seed, e.g. 1000-1009 (default: --seed)")
-    p.add_argument("--windows", type=int, default=0, help="windows per source (0 = all)")
+    p.add_argument("--seeds", type=seed_list,
+                   help="evaluate one source per seed, e.g. 1000-1009 (default: --seed)")
+    p.add_argument("--windows", type=argtypes.non_negative_int, default=0,
+                   help="windows per source (0 = all; on an endless source: until Ctrl-C)")
     p.add_argument("--png", help="write disparity | GT | error panels of a few windows to this PNG")
+<<<<<<< HEAD
     p.add_argument("--png-windows", type=int, default=4, help="windows shown in the PNG")
     p.add_argument("--synthetic-config", action="append", default=[], metavar="FILE",
                    help="also evaluate the synthetic generator with these settings (JSON), same seeds")
+=======
+    p.add_argument("--png-windows", type=argtypes.int_in_range(1, 64), default=4,
+                   help="windows shown in the PNG")
+>>>>>>> harden
     p.add_argument("--json", action="store_true", help="print the overall row as JSON on the last line")
     return p
 
@@ -144,7 +170,8 @@ def evaluate(args: argparse.Namespace, config_path: str | None = None
 
     options = session_options(args)
     loaded = load_model_arg(args.model, device=str(options.resolved_device()))
-    seeds = parse_seeds(args.seeds) if args.seeds else [None]
+    seeds = (parse_seeds(args.seeds) if isinstance(args.seeds, str) else list(args.seeds)) if args.seeds \
+        else [None]
     rows: list[tuple[str, dict]] = []
     shown: list[WindowResult] = []
     per_source = max(1, math.ceil(args.png_windows / len(seeds)))
@@ -156,10 +183,15 @@ def evaluate(args: argparse.Namespace, config_path: str | None = None
         with open_generator(a, config_path) as source, \
                 StreamSession(source, loaded.model, loaded.sbt_settings, options) as session:
             picked = []
+<<<<<<< HEAD
             for r in session.run(max_windows=args.windows or None):
                 errors = stereo_errors(r.disparity, r.gt, None) if r.gt is not None else None
                 if errors is not None:
                     per_window.append((r.reset, errors["one_pa"]))
+=======
+            max_windows, _ = window_limit(args.windows, source)
+            for r in session.run(max_windows=max_windows):
+>>>>>>> harden
                 # a window from the middle of each source, once the state has warmed up
                 if r.gt is not None and len(picked) < per_source and r.index >= 5 and r.index % 10 == 5:
                     picked.append(r)
@@ -173,8 +205,10 @@ def evaluate(args: argparse.Namespace, config_path: str | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Evaluate; a user's mistake (a bad model file, unreadable data) is one line and status 2."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+<<<<<<< HEAD
     rows, shown, max_disparity, split = evaluate(args)
     overall = []
     for config_path in [None, *args.synthetic_config]:
@@ -189,6 +223,20 @@ def main(argv: list[str] | None = None) -> int:
     if len(overall) > 1:
         print("\n".join(f"overall 1PA {r['one_pa']:.2f} % on {r['gt_windows']} windows: {name}"
                         for name, r in overall))
+=======
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the edge: one line, the traceback only with -v
+        return report_error(e, args.verbose, "eval_stereo")
+
+
+def run(args: argparse.Namespace) -> int:
+    rows, shown, max_disparity = evaluate(args)
+    print(format_table(rows))
+>>>>>>> harden
     if args.png:
         import cv2
 

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import torch
 
+from eventstereo import argtypes
+from eventstereo.cli import report_error
 from eventstereo.events.sbt import SBTSettings
 from eventstereo.sources.registry import add_source_arguments
 from eventstereo.training import TrainConfig, WindowSequences, train
@@ -35,12 +37,15 @@ from eventstereo.training.loop import init_distributed
 from eventstereo.training.stereo import git_commit, store_from_args
 
 log = logging.getLogger("train_stereo")
+POS, NONNEG = argtypes.positive_int, argtypes.non_negative_int
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="train_stereo", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argtypes.OneLineErrorParser(prog="train_stereo", description=__doc__,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    irange, frange = argtypes.int_in_range, argtypes.float_in_range
     p.add_argument("--config", help="JSON file of option defaults")
+    p.add_argument("-v", "--verbose", action="store_true", help="show the traceback of an error")
     p.add_argument("--out", default="runs/stereo", help="run directory (checkpoint, TensorBoard, model)")
     p.add_argument("--export", help="model file written at the end (default OUT/model.safetensors)")
     p.add_argument("--no-resume", action="store_true", help="start afresh even if OUT has a checkpoint")
@@ -49,54 +54,104 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--cache-dir", help="encode each source seed once into an SBT cache file here (reused)")
     d.add_argument("--prepare-only", action="store_true", help="build the --cache-dir caches, then exit")
     d.add_argument("--train-seeds", help="source seeds to train on, e.g. 0-63 (default: --seed)")
-    d.add_argument("--windows-per-seed", type=int, default=40, help="windows encoded per training seed")
+    d.add_argument("--windows-per-seed", type=POS, default=40, help="windows encoded per training seed")
     d.add_argument("--val-seeds", help="seeds for validation during training, e.g. 1000-1001")
-    d.add_argument("--val-windows", type=int, default=20, help="windows per validation seed")
+    d.add_argument("--val-windows", type=POS, default=20, help="windows per validation seed")
     d.add_argument("--val-cache", nargs="+", help="SBT cache file(s) for validation")
-    d.add_argument("--bins", type=int, default=5, help="SBT bins (sources only; a cache has its own)")
-    d.add_argument("--sbt-mode", default="sign", help="SBT mode: sign, sum or polarity (sources only)")
+    d.add_argument("--bins", type=irange(1, 64), default=5,
+                   help="SBT bins (sources only; a cache has its own)")
+    d.add_argument("--sbt-mode", default="sign", choices=("sign", "sum", "polarity"),
+                   help="SBT mode: sign, sum or polarity (sources only)")
     add_source_arguments(p)
     m = p.add_argument_group("model")
     m.add_argument("--genotype", default=None, help="genotype name or JSON file (default: the builder's)")
-    m.add_argument("--filter-multiplier", type=int, default=None, help="channels per node at level 1")
-    m.add_argument("--max-disparity", type=int, default=None, help="largest disparity (default: genotype's)")
+    m.add_argument("--filter-multiplier", type=irange(1, 64), default=None,
+                   help="channels per node at level 1")
+    m.add_argument("--max-disparity", type=irange(1, 1024), default=None,
+                   help="largest disparity (default: genotype's)")
     m.add_argument("--model-options", default="{}", help="JSON dict of extra build_stereo_model keywords")
     m.add_argument("--init", help="start from this model file's weights")
     t = p.add_argument_group("training")
-    t.add_argument("--iterations", type=int, default=1000, help="batches of sequences to train on")
-    t.add_argument("--batch-size", type=int, default=2)
-    t.add_argument("--seq-len", type=int, default=4, help="consecutive windows per sequence")
-    t.add_argument("--tbptt", type=int, default=0, help="windows per backward pass (0 = whole sequence)")
-    t.add_argument("--crop", type=int, nargs=2, default=None, metavar=("H", "W"), help="random crop size")
-    t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--lr-milestones", type=int, nargs="*", default=[], help="iterations to decay the lr at")
-    t.add_argument("--lr-gamma", type=float, default=0.5)
-    t.add_argument("--grad-clip", type=float, default=0.0)
-    t.add_argument("--ema-decay", type=float, default=0.0,
+    t.add_argument("--iterations", type=NONNEG, default=1000, help="batches of sequences to train on")
+    t.add_argument("--batch-size", type=POS, default=2)
+    t.add_argument("--seq-len", type=POS, default=4, help="consecutive windows per sequence")
+    t.add_argument("--tbptt", type=NONNEG, default=0, help="windows per backward pass (0 = whole sequence)")
+    t.add_argument("--crop", type=POS, nargs=2, default=None, metavar=("H", "W"), help="random crop size")
+    t.add_argument("--lr", type=argtypes.positive_float, default=1e-3)
+    t.add_argument("--lr-milestones", type=NONNEG, nargs="*", default=[],
+                   help="iterations to decay the lr at")
+    t.add_argument("--lr-gamma", type=frange(0.0, 1.0, lo_open=True), default=0.5)
+    t.add_argument("--grad-clip", type=argtypes.non_negative_float, default=0.0)
+    t.add_argument("--ema-decay", type=frange(0.0, 1.0), default=0.0,
                    help="keep a moving average of the weights with this decay (e.g. 0.999) and export it")
-    t.add_argument("--train-seed", type=int, default=0, help="seed of weights, data order and crops")
-    t.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    t.add_argument("--threads", type=int, default=0, help="torch threads per process (0 = default)")
-    t.add_argument("--device", default="cpu")
-    t.add_argument("--log-every", type=int, default=10)
-    t.add_argument("--checkpoint-every", type=int, default=50)
-    t.add_argument("--validate-every", type=int, default=0)
+    t.add_argument("--train-seed", type=irange(0, 2**32 - 1), default=0,
+                   help="seed of weights, data order and crops")
+    t.add_argument("--workers", type=irange(0, 256), default=0, help="DataLoader worker processes")
+    t.add_argument("--threads", type=irange(0, 1024), default=0,
+                   help="torch threads per process (0 = default)")
+    t.add_argument("--device", type=argtypes.device, default="cpu")
+    t.add_argument("--log-every", type=POS, default=10)
+    t.add_argument("--checkpoint-every", type=POS, default=50)
+    t.add_argument("--validate-every", type=NONNEG, default=0)
     t.add_argument("--no-progress", action="store_true")
     return p
 
 
+def _config_argv(p: argparse.ArgumentParser, path: str, cfg: dict) -> list[str]:
+    """A config file's values as option strings, so they pass the same type and range checks as typed
+    options (a value of the wrong kind is an error naming the file and the key)."""
+    by_dest = {a.dest: a for a in p._actions if a.option_strings}
+    out: list[str] = []
+    for key, value in cfg.items():
+        action = by_dest[key]
+        flag = action.option_strings[-1]
+        if action.nargs == 0:  # store_true
+            if not isinstance(value, bool):
+                p.error(f"{path}: {key} must be true or false, not {value!r}")
+            out += [flag] if value else []
+        elif value is None:
+            continue
+        elif isinstance(value, list):
+            if action.nargs in (None, "?"):
+                p.error(f"{path}: {key} takes one value, not a list")
+            out += [flag, *map(str, value)] if value or action.nargs == "*" else []
+        elif isinstance(value, dict):
+            out += [flag, json.dumps(value)]
+        else:
+            out += [flag, str(value)]
+    return out
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse with the ``--config`` file's values as defaults (unknown keys are an error)."""
+    """Parse with the ``--config`` file's values as defaults (unknown keys are an error); typed options
+    win over the file, and the file's values pass the same checks."""
     p = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     first, _ = p.parse_known_args(argv)
     if first.config:
-        cfg = json.loads(Path(first.config).read_text())
+        try:
+            cfg = json.loads(Path(first.config).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            p.error(f"--config {first.config}: cannot read it as JSON ({e})")
+        if not isinstance(cfg, dict):
+            p.error(f"--config {first.config}: expected a JSON object of option names")
         known = {a.dest for a in p._actions}
         unknown = sorted(set(cfg) - known)
         if unknown:
             p.error(f"{first.config}: unknown option(s) {unknown}")
-        p.set_defaults(**cfg)
-    return p.parse_args(argv)
+        file_parser = build_parser()
+        file_parser.prog = f"train_stereo --config {first.config}"
+        values = {k: v for k, v in cfg.items() if k != "config"}
+        checked = file_parser.parse_args(_config_argv(file_parser, first.config, values))
+        p.set_defaults(**{k: getattr(checked, k) for k in cfg if k != "config"})
+    args = p.parse_args(argv)
+    try:
+        options = json.loads(args.model_options)
+    except json.JSONDecodeError as e:
+        p.error(f"argument --model-options: not JSON ({e})")
+    if not isinstance(options, dict):
+        p.error("argument --model-options: expected a JSON object")
+    return args
 
 
 def build_model(args: argparse.Namespace, max_disparity: int):
@@ -116,8 +171,19 @@ def build_model(args: argparse.Namespace, max_disparity: int):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Train; a user's mistake (bad data, a corrupt checkpoint) is one line ``error: ...`` and status 2."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return run(args, argv)
+    except KeyboardInterrupt:
+        print("interrupted (rerun the same command to resume from the last checkpoint)", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the edge: one line, the traceback only with -v
+        return report_error(e, args.verbose, "train_stereo")
+
+
+def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.train_seed)

@@ -174,12 +174,49 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
                          source=source) from None
 
 
+PICKLE_HINT = ("convert it where you trust the file: torch.load it, load_state_dict into "
+               "eventstereo.model.build_stereo_model(...) and write it with eventstereo.model.io.save_model")
+
+
+def reject_pickle(path: str | os.PathLike) -> None:
+    """InputError for a torch checkpoint (.pt/.pth: a zip of pickles, or a bare pickle) given as a model:
+    we never unpickle (it can run code), and safetensors would only say 'header too large'."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return  # read_metadata reports a missing or unreadable file
+    if head.startswith(b"PK\x03\x04") or (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5):
+        raise InputError("this is a torch pickle, not a readable safetensors model file; eventstereo never "
+                         f"loads pickles (they can run code): {PICKLE_HINT}", source=os.fspath(path))
+
+
+MODEL_LIMITS = {"max_disparity": 1024, "filter_multiplier": 256, "in_channels": 256, "nodes": 8}
+"""Upper bounds on the size fields of a model file's genotype: beyond them the network (or its cost
+volume) would need hundreds of GB, so a damaged or hostile file is refused before anything is allocated."""
+
+
+def check_model_limits(genotype: dict, source: str) -> None:
+    """InputError when a genotype's size fields are not integers within :data:`MODEL_LIMITS` (checked on
+    the raw metadata, before the network is built)."""
+    if not isinstance(genotype, dict):
+        raise InputError("metadata genotype must be a JSON object", source=source)
+    for key, limit in MODEL_LIMITS.items():
+        if key not in genotype:
+            continue
+        value = genotype[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+            raise InputError(f"genotype {key} = {value!r} is outside the sane range 1-{limit}; refusing to "
+                             f"build a network from it (damaged file?)", source=source)
+
+
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", *,
                fold_bn: bool = False, task: str | None = "stereo") -> LoadedModel:
     """Rebuild a saved model on `device`, in eval mode. ``fold_bn``: fold BatchNorm into the convs
     (the deployed, spike-only form; inference only). ``task``: the kind of network the caller can
     use (one of :data:`TASKS`; a file of another kind is an InputError), None for any."""
     source = os.fspath(path)
+    reject_pickle(path)
     meta = read_metadata(path)
     version = _meta_json(meta, KEY_FORMAT, source)
     if not isinstance(version, int) or version < 1:
@@ -189,7 +226,9 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", *,
                          source=source)
     if task is not None and task not in TASKS:
         raise ValueError(f"task must be one of {TASKS} or None, not {task!r}")
-    genotype = genotype_from_dict(_meta_json(meta, KEY_GENOTYPE, source), source=f"{source} [genotype]")
+    genotype_d = _meta_json(meta, KEY_GENOTYPE, source)
+    check_model_limits(genotype_d, source)
+    genotype = genotype_from_dict(genotype_d, source=f"{source} [genotype]")
     kind = next(k for k in MODEL_KINDS.values() if isinstance(genotype, k.genotype))
     if task is not None and kind.task != task:
         raise InputError(f"this is a {kind.task} model; a {task} model is needed here", source=source)

@@ -16,6 +16,7 @@ import sys
 import torch
 from tqdm import tqdm
 
+from eventstereo import argtypes
 from eventstereo.runtime.session import SessionOptions, StreamSession
 from eventstereo.sources.registry import add_source_arguments, open_source
 
@@ -26,12 +27,16 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     """Model and execution options shared by `stream`, the evaluation tool and the benchmark."""
     g = parser.add_argument_group("model and runtime")
     g.add_argument("--model", default=None, help="model file (.safetensors); default: the bundled demo model")
-    g.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    g.add_argument("--device", type=argtypes.device, default="cpu",
+                   help="cpu, cuda, cuda:N, mps or auto (a GPU must be present)")
     g.add_argument("--channels-last", action="store_true", help="channels-last weights and inputs")
     g.add_argument("--compile", action="store_true", help="torch.compile the model's step")
     g.add_argument("--no-overlap", action="store_true", help="read and encode in the inference thread")
+    g.add_argument("--queue-size", type=argtypes.int_in_range(1, 1024), default=SessionOptions.queue_size,
+                   help="windows read and encoded ahead of inference (1-1024)")
     g.add_argument("--no-rates", action="store_true", help="skip firing-rate and energy measurement")
-    g.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    g.add_argument("--threads", type=argtypes.int_in_range(0, 1024), default=0,
+                   help="torch CPU threads (0 = torch's default)")
 
 
 def load_model_arg(path: str | None, device: str = "cpu"):
@@ -47,7 +52,8 @@ def session_options(args: argparse.Namespace) -> SessionOptions:
     if args.threads:
         torch.set_num_threads(args.threads)
     return SessionOptions(device=args.device, channels_last=args.channels_last, compile=args.compile,
-                          overlap=not args.no_overlap, measure_rates=not args.no_rates)
+                          overlap=not args.no_overlap, measure_rates=not args.no_rates,
+                          queue_size=getattr(args, "queue_size", SessionOptions.queue_size))
 
 
 def open_session(args: argparse.Namespace) -> StreamSession:
@@ -63,17 +69,37 @@ def open_session(args: argparse.Namespace) -> StreamSession:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="eventstereo stream", description=__doc__)
+    p = argtypes.OneLineErrorParser(prog="eventstereo stream", description=__doc__,
+                                formatter_class=argtypes.DefaultsHelpFormatter)
     add_source_arguments(p)
     add_runtime_arguments(p)
-    p.add_argument("--windows", type=int, default=200, help="number of windows to process (0 = all)")
-    p.add_argument("--json", action="store_true", help="print a JSON summary as the last line")
+    p.add_argument("--windows", type=argtypes.non_negative_int, default=200,
+                   help="number of windows to process (0 = all; on an endless source: until Ctrl-C)")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON summary as the last line of stdout (the progress bar stays on stderr)")
     return p
 
 
+def window_limit(requested: int, source) -> tuple[int | None, int | None]:
+    """(max_windows for the session, total for the progress bar): 0 means every window of a recording,
+    and on an endless source (no ``len``) a run until Ctrl-C, which is said rather than left to surprise."""
+    try:
+        n = len(source)
+    except TypeError:
+        n = None
+    if requested:
+        return requested, requested if n is None else min(requested, n)
+    if n is None:
+        log.warning("%s is endless: --windows 0 runs until Ctrl-C", source.name)
+    return None, n
+
+
 def json_line(summary: dict) -> str:
-    """One JSON object with NaN (a metric with nothing to average) written as null, as JSON requires."""
-    return json.dumps({k: None if isinstance(v, float) and math.isnan(v) else v for k, v in summary.items()})
+    """One JSON object with non-finite numbers written as null, as JSON requires: NaN (a metric with
+    nothing to average) and inf (the mean error of a model that produced NaN; ``nonfinite_examples``
+    then says how many windows did)."""
+    return json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v
+                       for k, v in summary.items()}, allow_nan=False)
 
 
 def _fmt(v: float, spec: str) -> str:
@@ -83,9 +109,10 @@ def _fmt(v: float, spec: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     session = open_session(args)
-    with session, session.source as source, tqdm(total=args.windows or None, unit="win", file=sys.stderr,
-                                                 disable=args.json, dynamic_ncols=True) as bar:
-        for r in session.run(max_windows=args.windows or None):
+    max_windows, total = window_limit(args.windows, session.source)
+    with session, session.source as source, tqdm(total=total, unit="win", file=sys.stderr,
+                                                 dynamic_ncols=True) as bar:
+        for r in session.run(max_windows=max_windows):
             bar.set_postfix_str(
                 f"{r.windows_per_s:.1f} win/s, {r.latency_ms:.0f} ms, rate {_fmt(r.firing_rate, '.3f')}, "
                 f"1PA {_fmt(r.metrics.get('one_pa'), '.1f')} %")

@@ -1,4 +1,8 @@
-"""AEDAT4 stereo recordings and a live stereo DAVIS pair, through dv-processing (imported lazily).
+"""AEDAT4 stereo recordings (replayed with `aedat`) and a live stereo DAVIS pair (dv-processing).
+
+Replay reads through eventstereo.sources.aedat_reader, not dv-processing: dv-processing hangs, deaf to
+Ctrl-C, on a damaged file, while `aedat` checks the whole file in bounded time on open. dv-processing
+(imported lazily) stays for the live cameras and for writing recordings.
 
 Both cut windows on the clock the two cameras share (microseconds; a synchronised pair stamps events
 with one clock), report times relative to the first window's start and keep the absolute time in
@@ -22,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from eventstereo.errors import EventStereoError, InputError
-from eventstereo.events.types import EVENT_DTYPE
+from eventstereo.events.types import EVENT_DTYPE, inside_sensor
 from eventstereo.events.window import StereoWindow
 from eventstereo.sources.base import Source
 from eventstereo.sources.calib_yaml import load_yaml
@@ -179,7 +183,8 @@ class AedatStereoSource(Source):
         max_disparity: int = 63,
         t_origin_us: int | None = None,
     ):
-        dv = _dv()
+        from eventstereo.sources.aedat_reader import AedatStreamReader
+
         self.path = Path(path)
         streams = aedat4_event_streams(self.path)
         names = [s["source"] for s in streams]
@@ -211,15 +216,13 @@ class AedatStereoSource(Source):
                 f"{sizes[right_camera]}",
                 source=str(self.path),
             )
+        ids = {s["source"]: s["id"] for s in streams}
         try:
-            rec = dv.io.StereoCameraRecording(str(self.path), left_camera, right_camera)
-            self._readers = {"left": rec.getLeftReader(), "right": rec.getRightReader()}
-            self._rec = rec
-        except RuntimeError as e:
-            raise InputError(
-                f"cannot open the recording: {_dv_message(e)} (truncated or corrupt file?)",
-                source=str(self.path),
-            ) from None
+            self._ids = {"left": int(ids[left_camera]), "right": int(ids[right_camera])}
+        except (TypeError, ValueError):
+            raise InputError(f"AEDAT4 header: stream ids {ids} are not integers",
+                             source=str(self.path)) from None
+        self._reader = AedatStreamReader(self.path, (self._ids["left"], self._ids["right"]))
         self.cameras = (left_camera, right_camera)
         self.sensor_size = sizes[left_camera]
         self.window_us = int(window_us)
@@ -228,9 +231,8 @@ class AedatStereoSource(Source):
         self.fxb = float(fxb) if not math.isnan(fxb) else (self._rectify.fxb or math.nan)
         if math.isnan(self.fxb):
             log.info("%s: no calibration or fxB given; windows have no depth scale", self.path.name)
-        t_a, t_b = self._readers["left"].getTimeRange()
-        if t_b <= t_a and t_a == 0:
-            raise InputError("the recording holds no data", source=str(self.path))
+        ranges = [self._reader.index[i].t_range for i in self._ids.values()]
+        t_a, t_b = min(r[0] for r in ranges), max(r[1] for r in ranges)
         self.t_origin = int(t_origin_us) if t_origin_us is not None else int(t_a)
         self.t_stop = int(t_b) + 1
         n = -(-(self.t_stop - self.t_origin) // self.window_us)
@@ -244,15 +246,12 @@ class AedatStereoSource(Source):
         return self._n
 
     def _events(self, side: str, a: int, b: int, k: int) -> np.ndarray:
-        try:
-            store = self._readers[side].getEventsTimeRange(a, b)
-        except RuntimeError as e:
-            raise InputError(
-                f"reading {side} events in [{a}, {b}) us failed ({_dv_message(e)}); reading stopped at "
-                f"window {k} of {self._n}, {(a - self.t_origin) / 1e6:.3f} s into the recording",
-                source=str(self.path),
-            ) from None
-        return self._rectify(side, store_to_events(store, self.t_origin))
+        """Events of one side in [a, b); those outside the sensor the header declares are dropped (a
+        warning when that is all of them: a damaged file or the wrong stream)."""
+        ev = self._reader.events(self._ids[side], a, b, self.t_origin)
+        inside = inside_sensor(ev["x"], ev["y"], self.sensor_size, where=f"{side} window {k}",
+                               source=self.path.name)
+        return self._rectify(side, ev if inside.all() else ev[inside])
 
     def read_window(self, k: int, *, gap_before: bool = False) -> StereoWindow:
         if not 0 <= k < self._n:
@@ -291,8 +290,7 @@ class AedatStereoSource(Source):
         )
 
     def close(self) -> None:
-        self._readers = {}
-        self._rec = None
+        self._reader = None
 
 
 # --------------------------------------------------------------------------------------------- record

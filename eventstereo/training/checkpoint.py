@@ -4,6 +4,10 @@ A run killed mid-write must leave the previous checkpoint intact, so every write
 file in the same directory, is fsynced, and replaces the target with ``os.replace`` (atomic on POSIX
 and Windows). Checkpoints hold only tensors, numbers, strings and containers of them, so they load with
 ``torch.load(weights_only=True)``.
+
+A process killed during the write leaves its temporary file behind; it is named
+``.checkpoint.pt.<pid>.<random>.tmp``, and the next save or load of that checkpoint deletes the temporary
+files whose writer is no longer running.
 """
 
 from __future__ import annotations
@@ -23,11 +27,44 @@ log = logging.getLogger(__name__)
 CHECKPOINT_NAME = "checkpoint.pt"
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # someone else's process (or we cannot tell): leave its file alone
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files an interrupted write of ``path`` left behind (their writer is gone);
+    returns what was removed."""
+    path = Path(path)
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        pid_text = tmp.name[len(path.name) + 2:].split(".", 1)[0]
+        if pid_text.isdigit() and _pid_alive(int(pid_text)):
+            continue
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            continue
+    if removed:
+        log.info("removed %d temporary file(s) of an interrupted checkpoint write: %s", len(removed),
+                 ", ".join(p.name for p in removed))
+    return removed
+
+
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """torch.save ``obj`` to ``path`` so that readers see either the old file or the complete new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
@@ -69,6 +106,7 @@ def save_checkpoint(
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     """Read a checkpoint written by save_checkpoint; bad files raise InputError naming the file."""
     path = Path(path)
+    remove_stale_temporaries(path)
     if not path.is_file():
         raise InputError("checkpoint not found", source=str(path))
     try:

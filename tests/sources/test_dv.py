@@ -216,7 +216,7 @@ def test_missing_garbage_and_truncated_files(recording, tmp_path):
     cut = tmp_path / "cut.aedat4"
     blob = recording["path"].read_bytes()
     cut.write_bytes(blob[: len(blob) * 2 // 3])
-    with pytest.raises(InputError, match="truncated or corrupt") as e:
+    with pytest.raises(InputError, match="damaged or truncated") as e:
         AedatStereoSource(cut)
     assert "cut.aedat4" in str(e.value) and "Stacktrace" not in str(e.value)
 
@@ -322,3 +322,106 @@ def test_live_loop_windows_and_recording_with_fake_cameras(monkeypatch, tmp_path
         for w, r in zip(wins, replay):
             np.testing.assert_array_equal(r.left, w.left)
             np.testing.assert_array_equal(r.right, w.right)
+
+
+# ------------------------------------------------------------------------------- no read can hang
+
+HANG_GUARD_S = 60  # a hang guard, not a speed bound: the read takes well under a second
+
+
+def _run_python(code: str, timeout: float = HANG_GUARD_S):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def damaged(tmp_path_factory):
+    """A recording with 200 KB overwritten in its middle (dv-processing spins forever on this one)."""
+    rng = np.random.default_rng(7)
+    size = (346, 260)
+    left = random_stream(rng, 40_000, T0, T0 + 2_000_000, size)
+    right = random_stream(rng, 40_000, T0, T0 + 2_000_000, size)
+    folder = tmp_path_factory.mktemp("damaged")
+    good = folder / "good.aedat4"
+    write_with_dv(good, left, right, size, packet=2000)
+    blob = bytearray(good.read_bytes())
+    assert len(blob) > 500_000
+    mid = len(blob) // 2
+    blob[mid : mid + 200_000] = np.random.default_rng(1).integers(0, 256, 200_000, dtype=np.uint8).tobytes()
+    bad = folder / "bad.aedat4"
+    bad.write_bytes(bytes(blob))
+    return {"good": good, "bad": bad, "mid": mid, "left": left, "right": right}
+
+
+def test_damaged_recording_fails_in_bounded_time_saying_where(damaged):
+    code = (
+        "from eventstereo.sources.dv import AedatStereoSource\n"
+        "from eventstereo.errors import InputError\n"
+        "try:\n"
+        f"    src = AedatStereoSource({str(damaged['bad'])!r})\n"
+        "    print('OPENED', sum(w.n_events for w in src))\n"
+        "except InputError as e:\n"
+        "    print('ERROR', e)\n"
+    )
+    out = _run_python(code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("ERROR") and "damaged or truncated AEDAT4 data in packet" in out.stdout
+    import re
+
+    byte = int(re.search(r"at byte ([\d,]+)", out.stdout).group(1).replace(",", ""))
+    assert 0 < byte <= damaged["mid"] < byte + 50_000  # the packet the damage starts in
+
+
+def test_undamaged_twin_replays_event_for_event(damaged):
+    with AedatStereoSource(damaged["good"], window_us=100_000) as src:
+        wins = list(src)
+    for side in ("left", "right"):
+        got = np.concatenate([getattr(w, side) for w in wins])
+        exp = damaged[side]
+        assert len(got) == len(exp)
+        assert np.array_equal(got["t"] + src.t_origin, exp["t"]) and np.array_equal(got["x"], exp["x"])
+        assert np.array_equal(got["p"] > 0, exp["p"] > 0)
+
+
+def test_ctrl_c_stops_a_replay(damaged):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "from eventstereo.sources.dv import AedatStereoSource\n"
+        f"src = AedatStereoSource({str(damaged['good'])!r}, window_us=10_000)\n"
+        "print('READY', flush=True)\n"
+        "try:\n"
+        "    while True:\n"
+        "        for w in src: pass\n"
+        "        src.seek(0)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('STOPPED', flush=True)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "READY"
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=HANG_GUARD_S)
+    finally:
+        proc.kill()
+    assert "STOPPED" in out
+
+
+def test_events_outside_the_declared_sensor_are_dropped_with_a_warning(tmp_path, caplog):
+    rng = np.random.default_rng(5)
+    left = random_stream(rng, 300, T0, T0 + 100_000, (64, 48))
+    left["x"] += 40  # all at x >= 40 on a 32-pixel-wide sensor
+    right = random_stream(rng, 300, T0, T0 + 100_000, (32, 24))
+    path = tmp_path / "outside.aedat4"
+    write_with_dv(path, left, right, (32, 24))
+    with AedatStereoSource(path, window_us=50_000) as src:
+        w = src.read_window(0)
+    assert len(w.left) == 0 and len(w.right) > 0
+    assert "outside.aedat4: all" in caplog.text and "events of left window 0 lie outside the 32x24 sensor" \
+        in caplog.text

@@ -51,7 +51,7 @@ def test_accumulator_averages_per_example_not_per_pixel():
     assert s["one_pa"] == pytest.approx((200 / 3 + 0.0) / 2)
     assert s["two_pe"] == pytest.approx((0.0 + 100.0) / 2)
     assert set(s) == {"one_pa", "mean_disp_err", "mde_cm", "median_depth_err_cm", "mae", "one_pe", "two_pe",
-                      "rmse", "n"}
+                      "rmse", "n", "nonfinite_examples"}
 
 
 def test_accumulator_batch_and_per_example_fxb():
@@ -72,3 +72,26 @@ def test_empty_summary_and_no_fxb():
     acc.update(np.ones((2, 2)), np.ones((2, 2)), None)
     s = acc.summary()
     assert s["one_pa"] == 100.0 and math.isnan(s["mde_cm"])
+
+
+def test_nan_and_inf_predictions_never_score():
+    gt = np.array([[1.0, 2.0, 3.0, INF]])
+    pred = np.array([[math.nan, 2.0, INF, math.nan]])  # the last pixel has no GT: not counted
+    m = stereo_errors(pred, gt, fxb=1.0)
+    assert m["one_pa"] == pytest.approx(100 / 3)
+    assert m["one_pe"] == pytest.approx(200 / 3) and m["two_pe"] == pytest.approx(200 / 3)
+    for key in ("mae", "mean_disp_err", "rmse", "mde_cm"):
+        assert m[key] == INF
+
+
+def test_all_nan_prediction_scores_zero_and_is_counted(caplog):
+    acc = StereoMetrics()
+    gt = np.full((2, 3), 4.0)
+    acc.update(np.full((2, 3), math.nan), gt, fxb=None)
+    acc.update(gt.copy(), gt, fxb=None)
+    s = acc.summary()
+    assert s["one_pa"] == pytest.approx(50.0) and s["mae"] == INF
+    assert s["nonfinite_examples"] == 1
+    assert "non-finite" in caplog.text
+    acc.reset()
+    assert acc.summary()["nonfinite_examples"] == 0
