@@ -189,11 +189,17 @@ class MainWindow(QtWidgets.QMainWindow):
         except Exception as e:
             self.show_error(describe_error(e))
             return False
+        return self.set_source(source, config)
+
+    def set_source(self, source, config=None) -> bool:
+        """Run the session on an open ``source`` (the window closes it when replaced); ``config``, when
+        given, is shown in the source form."""
         self._stop_session()
-        if self.source is not None:
+        if self.source is not None and self.source is not source:
             self.source.close()
         self.source, self.config = source, config
-        self.source_box.select(config)
+        if config is not None:
+            self.source_box.select(config)
         self.playback.seek.setEnabled(source.can_seek)
         self.playback.seek_to.setEnabled(source.can_seek)
         return self._start_session()

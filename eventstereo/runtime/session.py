@@ -223,7 +223,7 @@ class StreamSession:
         self.options = options
         self.notes = check_model_fits(source, model, sbt_settings)
         for note in self.notes:
-            log.info("%s", note)
+            log.debug("%s", note)
         self.drop_oldest = (bool(getattr(source, "live", False)) if options.drop_oldest is None
                             else options.drop_oldest)
         self._speed = options.speed
