@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--windows", type=int, default=20, help="windows per run")
     p.add_argument("--rounds", type=int, default=3, help="headless/app rounds (interleaved)")
     p.add_argument("--seed", type=int, default=1000, help="synthetic scene seed")
+    p.add_argument("--width", type=int, default=346, help="synthetic sensor width (px)")
+    p.add_argument("--height", type=int, default=260, help="synthetic sensor height (px)")
     p.add_argument("--draw-seconds", type=float, default=2.0, help="time spent measuring drawing capacity")
     return p
 
@@ -74,10 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6 import QtWidgets
 
     from app.window import MainWindow
-    from eventstereo.bench.stream import _render, _Replay
+    from eventstereo.bench.stream import _Replay
     from eventstereo.model.io import load_bundled_model
+    from eventstereo.sources.registry import SyntheticSourceConfig, open_config
 
-    source = _render(args.windows, args.seed)
+    with open_config(SyntheticSourceConfig(seed=args.seed, width=args.width, height=args.height)) as synth:
+        source = _Replay([w for _, w in zip(range(args.windows), synth)], synth)
     loaded = load_bundled_model(fold_bn=True)
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["eventstereo-bench"])
     win = MainWindow()
@@ -103,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         "one_pa": med("one_pa"),
     }
     lines = [
-        f"demo model on {args.windows} synthetic windows (346x260), "
+        f"demo model on {args.windows} synthetic windows ({args.width}x{args.height}), "
         f"median of {args.rounds} interleaved rounds",
         f"  headless StreamSession : {h:6.2f} windows/s",
         f"  inside the app         : {a:6.2f} windows/s  ({a / h:.2f} x headless)",

@@ -158,3 +158,14 @@ def test_headless_bad_option_is_one_line(capsys):
 
     assert main(["--width", "0", "--frames", "2"]) == 2
     assert "--width must be" in capsys.readouterr().err
+
+
+def test_bench_app_reports_the_ratio_and_display_rates(capsys):
+    from app.bench import main
+
+    assert main(["--windows", "3", "--rounds", "1", "--draw-seconds", "0.2", "--width", str(W),
+                 "--height", str(H), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert r["headless_windows_per_s"] > 0 and r["app_windows_per_s"] > 0
+    assert r["app_vs_headless"] == pytest.approx(r["app_windows_per_s"] / r["headless_windows_per_s"])
+    assert r["draw_capacity_fps"] > 0 and r["latency_ms"] > 0
