@@ -242,7 +242,7 @@ class ViewBox(QtWidgets.QGroupBox):
         self.mode.addItem("SBT (sum of bins)", "sbt")
         self.accumulate = QtWidgets.QSpinBox()
         self.accumulate.setRange(1, 20)
-        self.accumulate.setSuffix(" windows")
+        self.accumulate.setSuffix(" window(s)")
         self.bins = QtWidgets.QSpinBox()
         self.bins.setRange(1, 20)
         self.bins.setValue(5)

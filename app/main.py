@@ -58,6 +58,12 @@ def parse_speed(text: str) -> float | None:
     return v
 
 
+def has_display() -> bool:
+    """A window can appear: a display server, a platform that needs none, or an explicit Qt platform."""
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+                or os.environ.get("QT_QPA_PLATFORM") or sys.platform in ("darwin", "win32"))
+
+
 def json_line(stats: dict) -> str:
     return json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v
                        for k, v in stats.items()})
@@ -91,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     headless = args.frames > 0
     if headless:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    elif not has_display():
+        print("error: no display to open the window on; run headless with --frames N [--screenshot "
+              "out.png] [--json], or set QT_QPA_PLATFORM=offscreen", file=sys.stderr)
+        return 2
     from PySide6 import QtWidgets
 
     from app.window import MainWindow
