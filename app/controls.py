@@ -31,6 +31,8 @@ class _PathEdit(QtWidgets.QWidget):
     def _browse(self) -> None:
         if self.kind == "dir":
             path = QtWidgets.QFileDialog.getExistingDirectory(self, "Choose a folder")
+        elif self.kind == "new":
+            path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Write to")
         else:
             path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Choose a file")
         if path:
