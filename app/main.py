@@ -11,6 +11,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
 import time
 
@@ -113,7 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     win.run_limit = args.frames or None
     opened = win.loaded is not None and win.open_source(config)
     if not headless:
-        return app.exec()
+        # Ctrl-C in the terminal closes the window (the 60 Hz draw timer hands Python the signal)
+        signal.signal(signal.SIGINT, lambda *_: app.quit())
+        try:
+            return app.exec()
+        finally:
+            win.close()
     try:
         if not opened:
             print(win.message.text(), file=sys.stderr)

@@ -50,6 +50,12 @@ class ImagePanel(pg.GraphicsLayoutWidget):
                                        width=14)
             self.addItem(self.bar)
         self._shape: tuple[int, ...] | None = None
+        self.on_painted = None  # called after each paint: the window measures latency to pixels with it
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        super().paintEvent(event)
+        if self.on_painted is not None:
+            self.on_painted()
 
     def set_levels(self, levels: tuple[float, float]) -> None:
         self.levels = levels
