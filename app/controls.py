@@ -31,6 +31,8 @@ class _PathEdit(QtWidgets.QWidget):
     def _browse(self) -> None:
         if self.kind == "dir":
             path = QtWidgets.QFileDialog.getExistingDirectory(self, "Choose a folder")
+        elif self.kind == "new":
+            path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Write to")
         else:
             path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Choose a file")
         if path:
@@ -144,12 +146,22 @@ class SourceBox(QtWidgets.QGroupBox):
             self.kind.addItem(entry.title, name)
             self.forms[name] = SourceForm(name)
             self.stack.addWidget(self.forms[name])
-        self.kind.currentIndexChanged.connect(self.stack.setCurrentIndex)
+        self.kind.currentIndexChanged.connect(self._show_form)
+        self._show_form(0)
         self.open_button = QtWidgets.QPushButton("Open source")
         self.open_button.clicked.connect(self._open)
         lay.addWidget(self.kind)
         lay.addWidget(self.stack)
         lay.addWidget(self.open_button)
+
+    def _show_form(self, index: int) -> None:
+        """Show one kind's form, sized to its own rows (not to the longest form)."""
+        ignored, preferred = (QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Preferred)
+        for i in range(self.stack.count()):
+            policy = preferred if i == index else ignored
+            self.stack.widget(i).setSizePolicy(policy, policy)
+        self.stack.setCurrentIndex(index)
+        self.stack.adjustSize()
 
     def select(self, config) -> None:
         """Show ``config`` in its form (what was opened from the command line)."""
@@ -232,7 +244,7 @@ class ViewBox(QtWidgets.QGroupBox):
         self.mode.addItem("SBT (sum of bins)", "sbt")
         self.accumulate = QtWidgets.QSpinBox()
         self.accumulate.setRange(1, 20)
-        self.accumulate.setSuffix(" windows")
+        self.accumulate.setSuffix(" window(s)")
         self.bins = QtWidgets.QSpinBox()
         self.bins.setRange(1, 20)
         self.bins.setValue(5)

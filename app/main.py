@@ -11,6 +11,7 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
 import time
 
@@ -58,6 +59,12 @@ def parse_speed(text: str) -> float | None:
     return v
 
 
+def has_display() -> bool:
+    """A window can appear: a display server, a platform that needs none, or an explicit Qt platform."""
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+                or os.environ.get("QT_QPA_PLATFORM") or sys.platform in ("darwin", "win32"))
+
+
 def json_line(stats: dict) -> str:
     return json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v
                        for k, v in stats.items()})
@@ -91,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     headless = args.frames > 0
     if headless:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    elif not has_display():
+        print("error: no display to open the window on; run headless with --frames N [--screenshot "
+              "out.png] [--json], or set QT_QPA_PLATFORM=offscreen", file=sys.stderr)
+        return 2
     from PySide6 import QtWidgets
 
     from app.window import MainWindow
@@ -103,7 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     win.run_limit = args.frames or None
     opened = win.loaded is not None and win.open_source(config)
     if not headless:
-        return app.exec()
+        # Ctrl-C in the terminal closes the window (the 60 Hz draw timer hands Python the signal)
+        signal.signal(signal.SIGINT, lambda *_: app.quit())
+        try:
+            return app.exec()
+        finally:
+            win.close()
     try:
         if not opened:
             print(win.message.text(), file=sys.stderr)

@@ -31,7 +31,7 @@ class ImagePanel(pg.GraphicsLayoutWidget):
                  bar_label: str | None = None):
         super().__init__()
         self.setMinimumSize(160, 120)
-        self.ci.setContentsMargins(2, 2, 2, 2)
+        self.ci.setContentsMargins(2, 2, 2, 8)  # room for the colour bar's end labels
         self.plot = self.addPlot(title=title)
         for axis in ("left", "bottom"):
             self.plot.hideAxis(axis)
@@ -50,6 +50,12 @@ class ImagePanel(pg.GraphicsLayoutWidget):
                                        width=14)
             self.addItem(self.bar)
         self._shape: tuple[int, ...] | None = None
+        self.on_painted = None  # called after each paint: the window measures latency to pixels with it
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        super().paintEvent(event)
+        if self.on_painted is not None:
+            self.on_painted()
 
     def set_levels(self, levels: tuple[float, float]) -> None:
         self.levels = levels
@@ -115,7 +121,7 @@ class RatesPanel(pg.GraphicsLayoutWidget):
         self.bars_plot.addItem(self.bars)
         self.bars_plot.setYRange(-0.6, n - 0.4, padding=0)
         self.bars_plot.setXRange(0, self.xmax, padding=0)
-        self.history = np.zeros((n, HISTORY_WINDOWS), np.float32)
+        self.history = np.full((n, HISTORY_WINDOWS), np.nan, np.float32)  # NaN: no window yet (blank)
         self.hist_image.setImage(self.history, autoLevels=False, levels=(0, self.xmax))
         # row-major image: x = column (window), y = row (layer); newest at the left edge (0 windows ago)
         self.hist_plot.setRange(xRange=(0, HISTORY_WINDOWS), yRange=(0, max(n, 1)), padding=0)

@@ -149,7 +149,7 @@ class _WindowQueue:
         made it obsolete) is discarded, so the reader can apply the seek."""
         with self._cv:
             while len(self._items) >= self.size:
-                if self.drop_oldest:
+                if self.drop_oldest and isinstance(item, _Encoded):  # end markers never push data out
                     self._items.popleft()
                     self.dropped += 1
                     after = self._items[0] if self._items else item
@@ -223,7 +223,7 @@ class StreamSession:
         self.options = options
         self.notes = check_model_fits(source, model, sbt_settings)
         for note in self.notes:
-            log.info("%s", note)
+            log.debug("%s", note)
         self.drop_oldest = (bool(getattr(source, "live", False)) if options.drop_oldest is None
                             else options.drop_oldest)
         self._speed = options.speed

@@ -33,8 +33,8 @@ def option(help: str, default: Any = None, *, low: float | None = None, high: fl
            low_open: bool = False, choices: tuple | None = None, path: str | None = None,
            required: bool = False) -> Any:
     """A config field with its command-line / form facts: ``low``/``high`` bound numbers (``low_open``:
-    the bound itself is excluded), ``choices`` lists the allowed values, ``path`` is "file" or "dir"
-    for a path the form offers to browse to, ``required`` fields must be given."""
+    the bound itself is excluded), ``choices`` lists the allowed values, ``path`` is "file", "dir"
+    or "new" (a file to write) for a path the form offers to browse to, ``required`` fields must be given."""
     meta = dict(help=help, low=low, high=high, low_open=low_open, choices=choices, path=path,
                 required=required)
     return field(default=default, metadata=meta)
@@ -203,7 +203,7 @@ class LiveSourceConfig(_Common):
     right_camera: str | None = option("right serial number")
     calib: str | None = option("kalibr camchain yaml to rectify with", path="file")
     fxb: float | None = option("focal length x baseline (px*m)", low=0.0, low_open=True)
-    record: str | None = option("also write what the cameras saw to this AEDAT4 file", path="file")
+    record: str | None = option("also write what the cameras saw to this AEDAT4 file", path="new")
 
 
 # --- openers --------------------------------------------------------------------------------------------

@@ -19,3 +19,11 @@ def test_import_sets_passive_wait_unless_the_user_chose(user_value, expected):
     value, torch_loaded = out.stdout.split()
     assert value == expected
     assert torch_loaded == "False"  # set before torch could have read it
+
+
+def test_the_library_never_loads_the_gui_or_the_search():
+    probe = ("import sys, eventstereo.cli, eventstereo.runtime.stream_command, eventstereo.sources.registry, "
+             "eventstereo.bench.app; print(sorted(m for m in ('app', 'PySide6', 'pyqtgraph', 'nas') "
+             "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -185,4 +185,5 @@ def test_flags_and_form_come_from_one_table():
     assert flags["--subset"].choices == ("train", "val", "test")
     assert flags["--width"].default == 346 and flags["--window-ms"].default == 50.0
     live = {s.name: s for s in field_specs(SOURCES["live"].config)}
-    assert live["record"].path == "file" and live["fxb"].optional and SOURCES["live"].live
+    assert live["record"].path == "new" and live["calib"].path == "file"
+    assert live["fxb"].optional and SOURCES["live"].live
