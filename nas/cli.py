@@ -93,7 +93,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     _seed(args.seed)
     size = {k: getattr(args, k) or v for k, v in PAPER.items()}
     net = ClassifierSupernet(num_classes=data.num_classes, in_channels=data.in_channels, mixing=args.mixing,
-                             stem_multiplier=args.stem_multiplier, **size)
+                             stem_multiplier=args.stem_multiplier, reduction=args.reduction_cell, **size)
     cfg = SearchConfig(epochs=args.epochs, warmup_epochs=min(args.warmup_epochs, args.epochs),
                        batch_size=args.batch_size or 64, lr=args.lr, arch_lr=args.arch_lr, seed=args.seed)
     out = Path(args.out)
@@ -105,8 +105,12 @@ def cmd_search(args: argparse.Namespace) -> int:
         xb = x[idx]
         return (xb.transpose(0, 1) if xb.dim() == 5 else xb), y[idx]
 
+    def genotype(name: str = "searched"):
+        return classifier_genotype(net.alphas, net.config, name=name,
+                                   alphas_reduce=getattr(net, "alphas_reduce", None))
+
     def report(epoch: int, record: dict) -> None:
-        g = classifier_genotype(net.alphas, net.config)
+        g = genotype()
         print(f"epoch {epoch}: weights acc {record.get('weights/accuracy', 0):.1f} %, arch acc "
               f"{record.get('arch/accuracy', float('nan')):.1f} %, cell {list(g.net.cell)}", file=sys.stderr)
 
@@ -117,7 +121,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     seconds = time.time() - t0
     if not info.is_main:
         return 0
-    g = classifier_genotype(net.alphas, net.config, name=args.name)
+    g = genotype(args.name)
     path = out / "genotype.json"
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(g.to_json())
@@ -127,6 +131,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         writer.close()
     result = {"genotype": str(path), "checkpoint": str(out / "checkpoint.pt"), "epochs": cfg.epochs,
               "cell": [list(p) for p in g.net.cell], "path": list(g.net.path), "mixing": args.mixing,
+              "reduce_cell": None if g.reduce_cell is None else [list(p) for p in g.reduce_cell],
               "search_accuracy": last.get("arch/accuracy"), "train_accuracy": last.get("weights/accuracy"),
               "seconds": round(seconds, 1), "device": str(device), "world_size": info.world_size,
               "alphas": torch.softmax(net.alphas.detach().cpu(), -1).tolist()}
@@ -142,16 +147,22 @@ def describe(g) -> str:
     lines = [f"genotype {g.name!r}: {g.cells} cells on levels {list(g.net.path)}, {g.nodes} nodes, "
              f"C = {g.filter_multiplier}, T = {g.timesteps}, {g.num_classes} classes, "
              f"{g.in_channels} input channels"]
-    for j in range(g.nodes):
-        ins = []
-        for e, op in g.net.node_edges(j):
-            src = edge_endpoints(e)[0]
-            ins.append(f"{op} from {src_name.get(src, f'node {src - 2}')} (edge {e})")
-        temp = g.net.node_temperature(j)
-        note = f"  [surrogate temperature {temp:g}]" if temp else ""
-        lines.append(f"  node {j}: " + "; ".join(ins) + note)
-    reductions = [i for i, (a, b) in enumerate(zip((0, *g.net.path), g.net.path)) if b > a]
-    lines.append(f"  reduction cells: {reductions}; auxiliary head after cell {g.auxiliary_after}")
+    cells = [("cell", g.net)]
+    if g.reduce_cell is not None:
+        cells = [("normal cell", g.net), ("reduction cell", g.cell_genotype(g.reduction_cells[0]))]
+    for title, net in cells:
+        if len(cells) > 1:
+            lines.append(f"  {title}:")
+        for j in range(g.nodes):
+            ins = []
+            for e, op in net.node_edges(j):
+                src = edge_endpoints(e)[0]
+                ins.append(f"{op} from {src_name.get(src, f'node {src - 2}')} (edge {e})")
+            temp = net.node_temperature(j)
+            note = f"  [surrogate temperature {temp:g}]" if temp else ""
+            lines.append(f"  node {j}: " + "; ".join(ins) + note)
+    lines.append(f"  reduction cells: {list(g.reduction_cells)}; "
+                 f"auxiliary head after cell {g.auxiliary_after}")
     lines.append("  spiking layers: " + ", ".join(neuron_layer_names(g)))
     return "\n".join(lines)
 
@@ -170,7 +181,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
         cfg = state.get("config", {}).get("model")
         if "alphas" not in state["model"] or not cfg:
             raise InputError("not a nas search checkpoint (no alphas / supernet config)", source=str(src))
-        g = classifier_genotype(state["model"]["alphas"], cfg, name=args.name)
+        g = classifier_genotype(state["model"]["alphas"], cfg, name=args.name,
+                                alphas_reduce=state["model"].get("alphas_reduce"))
     if args.out:
         Path(args.out).write_text(g.to_json())
     text = describe(g) if hasattr(g, "net") else g.to_json()
@@ -351,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--warmup-epochs", type=int, default=15, help="epochs before the architecture moves (15)")
     s.add_argument("--mixing", choices=("membrane", "spike"), default="membrane",
                    help="mix candidate ops at the membrane (default, one neuron per node) or at the spike")
+    s.add_argument("--reduction-cell", choices=("shared", "separate"), default="shared",
+                   help="reduction cells share the normal cell's alphas (default; the published form) or "
+                        "are searched separately (DARTS)")
     s.add_argument("--stem-multiplier", type=int, default=3, help="stem width = this x C (default 3)")
     s.add_argument("--lr", type=float, default=0.025, help="weight learning rate (SGD, cosine; 0.025)")
     s.add_argument("--arch-lr", type=float, default=1e-3, help="architecture learning rate (Adam; 1e-3)")

@@ -66,13 +66,18 @@ def viterbi_path(beta_weights: Tensor) -> tuple[int, ...]:
     return tuple(reversed(path))
 
 
-def classifier_genotype(alphas: Tensor, config: dict, *, name: str = "searched") -> ClassifierGenotype:
-    """The SpikeDHS-CLA genotype of a classification supernet (its config: nas.space.ClassifierSupernet)."""
+def classifier_genotype(alphas: Tensor, config: dict, *, name: str = "searched",
+                        alphas_reduce: Tensor | None = None) -> ClassifierGenotype:
+    """The SpikeDHS-CLA genotype of a classification supernet (its config: nas.space.ClassifierSupernet;
+    ``alphas_reduce``: the reduction cells' own alphas, when searched separately)."""
     from nas.space import fixed_path
 
     nodes = int(config["nodes"])
     cell = decode_cell(torch.softmax(alphas.detach().double(), dim=-1), nodes)
-    return ClassifierGenotype(
+    reduce_cell = None
+    if alphas_reduce is not None:
+        reduce_cell = decode_cell(torch.softmax(alphas_reduce.detach().double(), dim=-1), nodes)
+    return ClassifierGenotype(reduce_cell=reduce_cell,
         name=name, net=NetGenotype(path=fixed_path(int(config["cells"])), cell=cell),
         filter_multiplier=int(config["channels"]), num_classes=int(config["num_classes"]), nodes=nodes,
         in_channels=int(config["in_channels"]), stem_multiplier=int(config["stem_multiplier"]),

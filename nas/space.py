@@ -123,7 +123,7 @@ def init_alphas(nodes: int, generator: torch.Generator | None = None) -> nn.Para
 class ArchMixin:
     """Split of a supernet's parameters into architecture (alphas, betas) and weights."""
 
-    ARCH_NAMES: tuple[str, ...] = ("alphas", "betas")
+    ARCH_NAMES: tuple[str, ...] = ("alphas", "alphas_reduce", "betas")
 
     def arch_parameters(self) -> list[nn.Parameter]:
         return [p for n, p in self.named_parameters() if n.split(".")[-1] in self.ARCH_NAMES]
@@ -140,16 +140,22 @@ def fixed_path(cells: int) -> tuple[int, ...]:
 class ClassifierSupernet(ArchMixin, nn.Module):
     """Stem, ``cells`` search cells on :func:`fixed_path`, global pooling and a linear read-out.
 
+    ``reduction="shared"``: one set of alphas for all cells (the published genotype's form);
+    ``"separate"``: reduction cells have their own (``alphas_reduce``), as DARTS searches them.
+
     Input as SpikeDHS-CLA: (B, C, H, W) images repeated ``timesteps`` times or (T, B, C, H, W) frames;
     the logits are averaged over the steps."""
 
     def __init__(self, *, num_classes: int, in_channels: int = 3, channels: int = 16, cells: int = 8,
                  nodes: int = 3, stem_multiplier: int = 3, timesteps: int = 6, mixing: str = "membrane",
-                 spec: NeuronSpec | None = None):
+                 reduction: str = "shared", spec: NeuronSpec | None = None):
         super().__init__()
+        if reduction not in ("shared", "separate"):
+            raise ValueError(f"reduction must be 'shared' or 'separate', not {reduction!r}")
         spec = spec or NeuronSpec()
         self.config = dict(num_classes=num_classes, in_channels=in_channels, channels=channels, cells=cells,
-                           nodes=nodes, stem_multiplier=stem_multiplier, timesteps=timesteps, mixing=mixing)
+                           nodes=nodes, stem_multiplier=stem_multiplier, timesteps=timesteps, mixing=mixing,
+                           reduction=reduction)
         self.path = fixed_path(cells)
         self.nodes, self.timesteps, self.in_channels = nodes, timesteps, in_channels
         c_stem = stem_multiplier * channels
@@ -163,6 +169,8 @@ class ClassifierSupernet(ArchMixin, nn.Module):
             widths.append((nodes * c_node, level))
         self.classifier = nn.Linear(widths[-1][0], num_classes)
         self.alphas = init_alphas(nodes)
+        if reduction == "separate":
+            self.alphas_reduce = init_alphas(nodes)
         set_step_mode(self, "m")
 
     def forward(self, x: Tensor) -> Tensor:
@@ -175,11 +183,13 @@ class ClassifierSupernet(ArchMixin, nn.Module):
         else:
             raise ValueError(f"the supernet takes (B, C, H, W) or (T, B, C, H, W), got {tuple(x.shape)}")
         flat = x.reshape(-1, *x.shape[2:])
-        weights = F.softmax(self.alphas, dim=-1)
+        normal = F.softmax(self.alphas, dim=-1)
+        reduce = F.softmax(self.alphas_reduce, dim=-1) if hasattr(self, "alphas_reduce") else normal
         a = self.stem(flat, steps)
         prev_prev, prev = (a, 0), (a, 0)
         for cell, level in zip(self.cells, self.path):
             stride = (2 ** (level - prev_prev[1]), 2 ** (level - prev[1]))
+            weights = reduce if level > prev[1] else normal
             prev_prev, prev = prev, (cell(prev_prev[0], prev[0], weights, steps, stride), level)
         logits = self.classifier(prev[0].mean((-2, -1)))
         return logits.unflatten(0, (steps, -1)).mean(0)

@@ -59,3 +59,18 @@ def test_decoded_genotype_builds_saves_loads_and_evaluates(tmp_path):
     loaded = load_model(saved, task="classification")
     a, b = evaluate(model, x, y, probe=True), evaluate(loaded.model, x, y, probe=True)
     assert a == b and 0 <= a["accuracy"] <= 100 and set(a["firing_rates"]) >= {"stem.neuron", "cell2.node2"}
+
+
+def test_separately_searched_reduction_cells_decode_to_a_reduce_cell():
+    torch.manual_seed(0)
+    net = ClassifierSupernet(num_classes=3, in_channels=1, channels=2, cells=3, nodes=2, timesteps=1,
+                             stem_multiplier=2, reduction="separate")
+    assert {n for n, _ in net.named_parameters() if "alphas" in n} == {"alphas", "alphas_reduce"}
+    assert len(net.arch_parameters()) == 2
+    net(torch.randn(2, 1, 8, 8)).sum().backward()
+    assert net.alphas.grad.abs().sum() > 0 and net.alphas_reduce.grad.abs().sum() > 0
+    with torch.no_grad():
+        net.alphas_reduce[:, 0] = 5.0  # skip everywhere in the reduction cells
+    g = classifier_genotype(net.alphas, net.config, alphas_reduce=net.alphas_reduce)
+    assert g.reduce_cell is not None and {op for _, op in g.reduce_cell} == {"skip_connect"}
+    assert ClassifierGenotype.from_json(g.to_json()) == g
