@@ -3,9 +3,10 @@
 Structure (C = filter multiplier, n = nodes, level l = 1/2**l of the input resolution): ``stem``
 conv3x3 -> stem_multiplier * C spikes; one :class:`~eventstereo.model.network.Cell` per path entry (the
 cells of the stereo network, 2-D), each reading the two previous layers (both the stem for the first
-cell, as in DARTS); a cell one level below its inputs is a reduction cell and reads them with stride
-2 (4 for an input two levels up); the spikes of the last cell are averaged over space and a linear
-layer gives the logits of each step, averaged over the T steps. With ``auxiliary`` an auxiliary head
+cell, as in DARTS); a cell one level below its inputs is a reduction cell (running the genotype's
+``reduce_cell`` if it has one) and reads them with stride 2 (4 for an input two levels up); the
+spikes of the last cell are averaged over space and a linear layer gives the logits of each step,
+averaged over the T steps. With ``auxiliary`` an auxiliary head
 (average pool to 2x2, conv1x1 -> 128 spikes, linear) reads cell ``2 * cells // 3``; training adds its
 loss (weight 0.4 in the paper), inference ignores it.
 
@@ -52,7 +53,7 @@ class SpikeDHSClassifier(nn.Module):
         for i, level in enumerate(g.net.path):
             c_node = g.filter_multiplier * 2**level
             node_specs = [specs[f"cell{i}.node{j}"] for j in range(g.nodes)]
-            cell = Cell(g.net, g.nodes, widths[-2][0], widths[-1][0], c_node, 2, node_specs)
+            cell = Cell(g.cell_genotype(i), g.nodes, widths[-2][0], widths[-1][0], c_node, 2, node_specs)
             self.add_module(f"cell{i}", cell)
             widths.append((g.nodes * c_node, level))
             if i == g.auxiliary_after:

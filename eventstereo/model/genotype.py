@@ -43,7 +43,7 @@ CLASSIFIER_FORMAT = "eventstereo.classifier_genotype"
 _TOP_KEYS = {"format", "version", "name", "in_channels", "max_disparity", "nodes", "filter_multiplier",
              "feature", "matching", "neurons"}
 _CLASSIFIER_KEYS = {"format", "version", "name", "in_channels", "num_classes", "nodes", "filter_multiplier",
-                    "stem_multiplier", "timesteps", "auxiliary", "net", "neurons"}
+                    "stem_multiplier", "timesteps", "auxiliary", "net", "neurons", "reduce_cell"}
 
 
 def n_edges(nodes: int) -> int:
@@ -204,7 +204,8 @@ class ClassifierGenotype:
     ``net.path`` is the level of each cell (0 = the stem's resolution); a cell one level below the one
     before it is a reduction cell (its inputs are read with stride 2, DARTS fixed downsampling: the
     published path [0, 0, 1, 1, 1, 2, 2, 2] has them at 1/3 and 2/3 depth). ``net.cell`` is the one cell
-    all layers share. ``filter_multiplier`` C: a node at level l has C * 2**l channels, the stem
+    normal layers share; reduction cells run ``reduce_cell`` (DARTS searches the two separately) or,
+    when it is None, the same cell. ``filter_multiplier`` C: a node at level l has C * 2**l channels, the stem
     ``stem_multiplier`` * C. ``auxiliary``: an auxiliary head after cell ``2 * cells // 3`` (used in
     training only). ``timesteps``: T, the steps a static image is repeated (or SBT frames an event
     sample is cut into); the logits are averaged over them.
@@ -220,6 +221,7 @@ class ClassifierGenotype:
     timesteps: int = 6
     auxiliary: bool = True
     neurons: NeuronSettings = field(default_factory=NeuronSettings)
+    reduce_cell: tuple[tuple[int, str], ...] | None = None
     version: int = GENOTYPE_VERSION
 
     def __post_init__(self) -> None:
@@ -230,6 +232,17 @@ class ClassifierGenotype:
         return len(self.net.path)
 
     @property
+    def reduction_cells(self) -> tuple[int, ...]:
+        """Indices of the cells one level below their predecessor (the stem is at level 0)."""
+        return tuple(i for i, (a, b) in enumerate(zip((0, *self.net.path), self.net.path)) if b > a)
+
+    def cell_genotype(self, i: int) -> NetGenotype:
+        """The cell layer i runs: ``reduce_cell`` for reduction cells when there is one, else ``net``."""
+        if self.reduce_cell is not None and i in self.reduction_cells:
+            return NetGenotype(path=self.net.path, cell=self.reduce_cell)
+        return self.net
+
+    @property
     def auxiliary_after(self) -> int | None:
         """Index of the cell the auxiliary head reads (None without one)."""
         return 2 * self.cells // 3 if self.auxiliary else None
@@ -238,7 +251,7 @@ class ClassifierGenotype:
         return replace(self, **changes)
 
     def to_dict(self) -> dict:
-        return {
+        d = {
             "format": CLASSIFIER_FORMAT,
             "version": self.version,
             "name": self.name,
@@ -252,6 +265,9 @@ class ClassifierGenotype:
             "net": self.net.to_dict(),
             "neurons": self.neurons.to_dict(),
         }
+        if self.reduce_cell is not None:
+            d["reduce_cell"] = [[e, op] for e, op in self.reduce_cell]
+        return d
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
@@ -321,7 +337,10 @@ def layer_temperature(g: StereoGenotype | ClassifierGenotype, layer: str) -> flo
     """The surrogate temperature a cell node takes from its ops (None for layers that are not nodes)."""
     parts = layer.split(".")
     if isinstance(g, ClassifierGenotype):
-        net, parts = g.net, ["net", *parts]
+        parts = ["net", *parts]
+        if len(parts) != 3 or not parts[1].startswith("cell") or not parts[1][4:].isdigit():
+            return None
+        net = g.cell_genotype(int(parts[1][4:]))
     else:
         net = g.feature if parts[0] == "feature" else g.matching
     if len(parts) == 3 and parts[1].startswith("cell") and parts[2].startswith("node"):
@@ -413,6 +432,8 @@ def _validate_classifier(g: ClassifierGenotype) -> None:
     if not isinstance(g.auxiliary, bool):
         _fail("auxiliary", f"must be true or false, got {g.auxiliary!r}")
     _validate_net(g.net, "net", g.nodes, downward_only=True)
+    if g.reduce_cell is not None:
+        _validate_net(NetGenotype(path=g.net.path, cell=g.reduce_cell), "reduce_cell", g.nodes)
     _validate_neurons(g)
 
 
@@ -493,6 +514,9 @@ def _classifier_from_dict(d: Any) -> ClassifierGenotype:
     _check_keys(d, CLASSIFIER_FORMAT, _CLASSIFIER_KEYS, ("name", "filter_multiplier", "num_classes", "net"))
     optional = ("in_channels", "nodes", "stem_multiplier", "timesteps", "auxiliary")
     kwargs = {k: d[k] for k in optional if k in d}
+    if d.get("reduce_cell") is not None:
+        path = d["net"].get("path", []) if isinstance(d["net"], Mapping) else []
+        kwargs["reduce_cell"] = _net_from({"path": path, "cell": d["reduce_cell"]}, "reduce_cell").cell
     return ClassifierGenotype(
         name=d["name"],
         version=d["version"],

@@ -126,6 +126,6 @@ def reference_classifier_step(model: nn.Module, x: Tensor) -> Tensor:
     prev_prev, prev = (a, 0), (a, 0)
     for i, level in enumerate(g.net.path):
         stride = (2 ** (level - prev_prev[1]), 2 ** (level - prev[1]))
-        out = reference_cell(getattr(model, f"cell{i}"), g.net, prev_prev[0], prev[0], stride)
+        out = reference_cell(getattr(model, f"cell{i}"), g.cell_genotype(i), prev_prev[0], prev[0], stride)
         prev_prev, prev = prev, (out, level)
     return F.linear(prev[0].mean((-2, -1)), model.classifier.weight, model.classifier.bias)

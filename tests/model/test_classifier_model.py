@@ -149,3 +149,23 @@ def test_classifier_model_file_round_trip(tmp_path):
     assert load_model(path, task=None).genotype == loaded.genotype
     with pytest.raises(InputError, match="classification model; a stereo model is needed"):
         load_model(path)  # the stereo callers' default
+
+
+def test_a_separate_reduction_cell():
+    reduce = ((1, "snn_b5"), (0, "skip_connect"), (2, "snn_b3"), (4, "snn_b3"), (8, "snn_b3"), (5, "snn_b5"))
+    g = _genotype(timesteps=1, num_classes=3, reduce_cell=reduce)
+    assert g.reduction_cells == (2, 5)
+    assert ClassifierGenotype.from_json(g.to_json()) == g and "reduce_cell" not in _genotype().to_dict()
+    assert g.cell_genotype(2).cell == reduce and g.cell_genotype(3) == g.net
+    model = build_classifier(g)
+    specs = model.neuron_specs()
+    assert specs["cell2.node0"].temperature == 5.0 and specs["cell3.node0"].temperature == 3.0
+    assert set(model.cell2.edges) == {"0", "1", "2", "4", "5", "8"} and "3" in model.cell3.edges
+    x = torch.rand(2, 1, 12, 12, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    model = _calibrated(g, x)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference_classifier_step(model, x), rtol=1e-9, atol=1e-9)
+    d = g.to_dict()
+    d["reduce_cell"] = [[0, "snn_b3"]]
+    with pytest.raises(InputError, match="'reduce_cell.cell': node 1 has no incoming edge"):
+        ClassifierGenotype.from_dict(d)
