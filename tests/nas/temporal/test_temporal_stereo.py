@@ -1,0 +1,52 @@
+import argparse
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from eventstereo.errors import InputError
+from eventstereo.model.io import load_model
+from eventstereo.snn.neurons import BaseNeuron, NeuronSpec
+
+ROOT = Path(__file__).resolve().parents[3]
+_spec = importlib.util.spec_from_file_location("train_stereo", ROOT / "tools" / "train_stereo.py")
+train_stereo = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(train_stereo)
+
+TINY = ["--source", "synthetic", "--width", "48", "--height", "36", "--train-seeds", "0-1",
+        "--windows-per-seed", "4", "--filter-multiplier", "1", "--max-disparity", "8", "--batch-size", "1",
+        "--seq-len", "2", "--crop", "24", "36", "--log-every", "1", "--threads", "1", "--no-progress"]
+
+
+def test_a_short_stereo_run_with_every_flag_exports_the_decided_neurons(tmp_path):
+    torch.manual_seed(0)
+    out = tmp_path / "run"
+    rc = train_stereo.main([*TINY, "--out", str(out), "--iterations", "2", "--checkpoint-every", "2",
+                            "--tps", "--tps-period", "1", "--hns", "--energy-lambda", "0.3",
+                            "--dgs", "stem", "--dgs-every", "2", "--dgs-batches", "1"])
+    assert rc == 0
+    loaded = load_model(out / "model.safetensors")
+    decided = {k: NeuronSpec.from_dict(v)
+               for k, v in loaded.provenance["temporal_search"]["neurons"].items()}
+    assert "feature.stem0.neuron" in decided and "matching.cell0.node0" in decided
+    running = {n: m.spec for n, m in loaded.model.named_modules() if isinstance(m, BaseNeuron)}
+    assert set(running) == set(decided)  # no mixture is left; every layer is a plain neuron
+    assert running == decided
+    # the genotype carries them: every decided spec that differs from the layer's default is an override
+    overrides = loaded.genotype.neurons.overrides
+    assert overrides and all(overrides[k] == decided[k] for k in overrides)
+    assert {s.kind for s in decided.values()} <= {"lif", "alif", "relu"}
+    history = json.loads((out / "temporal_history.json").read_text())
+    assert [e["iteration"] for e in history["dgs"]] == [0, 2]
+    assert {e["iteration"] for e in history["tps"]} == {0, 1, 2}
+    assert (out / "tps_tau.png").is_file() and (out / "dgs_temperature.png").is_file()
+    cost = loaded.model(torch.zeros(1, 1, 5, 24, 36), torch.zeros(1, 1, 5, 24, 36))
+    assert torch.isfinite(cost).all()
+
+
+def test_energy_lambda_without_hns_is_refused():
+    args = argparse.Namespace(tps=False, hns=False, dgs="", energy_lambda=0.2)
+    with pytest.raises(InputError, match="needs --hns"):
+        train_stereo.attach_temporal_search(args, torch.nn.Module())
