@@ -50,3 +50,48 @@ def test_energy_lambda_without_hns_is_refused():
     args = argparse.Namespace(tps=False, hns=False, dgs="", energy_lambda=0.2)
     with pytest.raises(InputError, match="needs --hns"):
         train_stereo.attach_temporal_search(args, torch.nn.Module())
+
+
+def _store(n=6, h=24, w=36):
+    """Random sign frames; the right view is the left shifted by 3 px (GT 3)."""
+    import numpy as np
+
+    from eventstereo.events.sbt import SBTSettings
+    from eventstereo.sources.cache import CachedWindow
+    from eventstereo.training import EncodedWindows
+
+    rng = np.random.default_rng(0)
+    wins = []
+    for i in range(n):
+        left = rng.choice(np.array([-1, 0, 0, 0, 1], np.int8), size=(5, h, w))
+        right = np.zeros_like(left)
+        right[..., :-3] = left[..., 3:]
+        wins.append(CachedWindow(left, right, np.full((h, w), 3.0, np.float32), 50_000 * (i + 1), "s", False))
+    return EncodedWindows(wins, sensor_size=(w, h), fxb=1.0, max_disparity=8,
+                          sbt_settings=SBTSettings(n_bins=5))
+
+
+def test_a_resumed_search_ends_where_an_unbroken_one_does(tmp_path):
+    from eventstereo.model import build_stereo_model
+    from eventstereo.training import TrainConfig, WindowSequences, train
+    from nas.temporal import attach
+
+    data = WindowSequences(_store(), 2, crop=(12, 24), seed=0)
+
+    def run(out, iterations):
+        torch.manual_seed(0)
+        model = build_stereo_model(filter_multiplier=1, max_disparity=8)
+        search = attach(model, tps=True, dgs_layers=["feature.stem1.neuron"], tps_period=1, dgs_every=2,
+                        dgs_batches=1)
+        cfg = TrainConfig(iterations=iterations, batch_size=1, lr=1e-2, checkpoint_every=1, log_every=1,
+                          progress=False)
+        train(model, data, cfg, out, hooks=[search])
+        return model, search
+
+    whole, whole_search = run(tmp_path / "whole", 3)
+    run(tmp_path / "split", 1)  # "killed" after one iteration
+    resumed, resumed_search = run(tmp_path / "split", 3)
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=f"{name} differs after resuming")
+    assert whole_search.history == resumed_search.history
+    assert whole_search.specs() == resumed_search.specs()
