@@ -30,7 +30,7 @@ from nas.temporal.hns import HybridMixture, energy_aware_loss, energy_ratio
 from nas.temporal.mixture import NeuronMixture, mixtures, replace_layer, spec_of
 from nas.temporal.tps import TPS_DELTAS, TPS_KINDS, TimeConstantMixture
 
-__all__ = ["TemporalConfig", "TemporalSearch", "attach", "resolve_layers"]
+__all__ = ["TemporalConfig", "TemporalSearch", "attach", "neuron_table", "resolve_layers"]
 
 
 @dataclass
@@ -235,6 +235,11 @@ class TemporalSearch(TrainHook):
             if m.center.kind == "alif":
                 entry["rho"] = m.center.rho
             self.history["tps"].append(entry)
+
+
+def neuron_table(model: nn.Module) -> dict[str, dict]:
+    """{layer: spec as the genotype stores it} for every neuron layer (the ``neurons`` key of reports)."""
+    return {name: m.spec.to_dict() for name, m in model.named_modules() if isinstance(m, BaseNeuron)}
 
 
 def attach(model: nn.Module, *, tps: bool = False, hns: bool = False, dgs_layers: Sequence[str] = (),
