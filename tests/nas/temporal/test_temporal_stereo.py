@@ -25,7 +25,8 @@ def test_a_short_stereo_run_with_every_flag_exports_the_decided_neurons(tmp_path
     out = tmp_path / "run"
     rc = train_stereo.main([*TINY, "--out", str(out), "--iterations", "2", "--checkpoint-every", "2",
                             "--tps", "--tps-period", "1", "--hns", "--energy-lambda", "0.3",
-                            "--dgs", "stem", "--dgs-every", "2", "--dgs-batches", "1"])
+                            "--dgs", "stem", "--dgs-every", "2", "--dgs-batches", "1",
+                            "--ema-decay", "0.5"])  # the export is the weight average, decided too
     assert rc == 0
     loaded = load_model(out / "model.safetensors")
     decided = {k: NeuronSpec.from_dict(v)
