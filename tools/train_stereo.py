@@ -28,7 +28,6 @@ from pathlib import Path
 
 import torch
 
-from eventstereo.errors import InputError
 from eventstereo.events.sbt import SBTSettings
 from eventstereo.sources.registry import add_source_arguments
 from eventstereo.training import TrainConfig, WindowSequences, train
@@ -83,37 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-every", type=int, default=50)
     t.add_argument("--validate-every", type=int, default=0)
     t.add_argument("--no-progress", action="store_true")
+    from nas.temporal.cli import add_arguments as add_temporal_arguments
+
     add_temporal_arguments(p)
     return p
-
-
-def add_temporal_arguments(p: argparse.ArgumentParser) -> None:
-    """The spatial-temporal search flags (nas.temporal); what they decide lands in the model file."""
-    s = p.add_argument_group("temporal search (TPS / HNS / DGS; decided specs go into the genotype)")
-    s.add_argument("--tps", action="store_true", help="search each LIF/ALIF layer's time constants")
-    s.add_argument("--hns", action="store_true", help="search each layer's neuron kind: LIF, ALIF or ReLU")
-    s.add_argument("--dgs", metavar="LAYERS", default="",
-                   help="search the surrogate temperature of these layers: 'stem' or comma-separated names")
-    s.add_argument("--energy-lambda", type=float, default=0.0,
-                   help="HNS energy-aware loss weight in [0, 1] (0 = task loss only)")
-    s.add_argument("--tps-period", type=int, default=5, help="iterations per TPS search step")
-    s.add_argument("--tps-warmup", type=int, default=0, help="iterations before TPS starts moving")
-    s.add_argument("--dgs-every", type=int, default=20, help="iterations per DGS round")
-    s.add_argument("--dgs-batches", type=int, default=5, help="DGS batches at the end of each round")
-    s.add_argument("--arch-lr", type=float, default=0.05, help="Adam learning rate of the TPS/HNS weights")
-
-
-def attach_temporal_search(args: argparse.Namespace, model: torch.nn.Module):
-    """The nas.temporal search the flags ask for, attached to `model` (None when none is asked)."""
-    if not (args.tps or args.hns or args.dgs):
-        if args.energy_lambda:
-            raise InputError("--energy-lambda prices the neuron choice: it needs --hns")
-        return None
-    from nas.temporal import attach
-
-    return attach(model, tps=args.tps, hns=args.hns, dgs_layers=args.dgs.split(",") if args.dgs else (),
-                  energy_lambda=args.energy_lambda, tps_period=args.tps_period, tps_warmup=args.tps_warmup,
-                  dgs_every=args.dgs_every, dgs_batches=args.dgs_batches, arch_lr=args.arch_lr)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -183,7 +155,9 @@ def main(argv: list[str] | None = None) -> int:
 
         model.load_state_dict(load_model(args.init).model.state_dict(), strict=True)
     n_params = sum(p.numel() for p in model.parameters())
-    search = attach_temporal_search(args, model)
+    from nas.temporal.cli import attach_from_args
+
+    search = attach_from_args(args, model)
     log.info("%d training sequences of %d windows from %d windows; model %d parameters, max disparity %d",
              len(dataset), args.seq_len, len(store), n_params, model.max_disparity)
     cfg = TrainConfig(iterations=args.iterations, batch_size=args.batch_size, lr=args.lr,
@@ -200,10 +174,11 @@ def main(argv: list[str] | None = None) -> int:
 
         temporal = {}
         if search is not None:
-            decided = search.decide(*([trained] if trained is not model else []))
-            temporal = {"neurons": {k: v.to_dict() for k, v in decided.items()},
-                        "history": str(search.save_history(args.out)["history"])}
-            log.info("temporal search decided: %s", json.dumps(temporal["neurons"]))
+            from nas.temporal.cli import report
+
+            temporal = report(search, model, *([trained] if trained is not model else []), out_dir=args.out)
+            del temporal["neurons"]  # the genotype in the file has every layer's spec
+            log.info("temporal search decided: %s", json.dumps(temporal["searched"]))
         provenance = {
             "tool": "tools/train_stereo.py",
             "command": " ".join(["python", "tools/train_stereo.py",

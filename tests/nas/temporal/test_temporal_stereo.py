@@ -9,6 +9,7 @@ import torch
 from eventstereo.errors import InputError
 from eventstereo.model.io import load_model
 from eventstereo.snn.neurons import BaseNeuron, NeuronSpec
+from nas.temporal.cli import attach_from_args
 
 ROOT = Path(__file__).resolve().parents[3]
 _spec = importlib.util.spec_from_file_location("train_stereo", ROOT / "tools" / "train_stereo.py")
@@ -30,7 +31,7 @@ def test_a_short_stereo_run_with_every_flag_exports_the_decided_neurons(tmp_path
     assert rc == 0
     loaded = load_model(out / "model.safetensors")
     decided = {k: NeuronSpec.from_dict(v)
-               for k, v in loaded.provenance["temporal_search"]["neurons"].items()}
+               for k, v in loaded.provenance["temporal_search"]["searched"].items()}
     assert "feature.stem0.neuron" in decided and "matching.cell0.node0" in decided
     running = {n: m.spec for n, m in loaded.model.named_modules() if isinstance(m, BaseNeuron)}
     assert set(running) == set(decided)  # no mixture is left; every layer is a plain neuron
@@ -50,7 +51,7 @@ def test_a_short_stereo_run_with_every_flag_exports_the_decided_neurons(tmp_path
 def test_energy_lambda_without_hns_is_refused():
     args = argparse.Namespace(tps=False, hns=False, dgs="", energy_lambda=0.2)
     with pytest.raises(InputError, match="needs --hns"):
-        train_stereo.attach_temporal_search(args, torch.nn.Module())
+        attach_from_args(args, torch.nn.Module())
 
 
 def _store(n=6, h=24, w=36):
