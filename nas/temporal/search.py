@@ -120,6 +120,7 @@ class TemporalSearch(TrainHook):
         self.dgs = (DGSRound(model, dgs_layers, deltas=config.dgs_deltas, alpha_lr=config.dgs_lr,
                              weight_lr=config.dgs_weight_lr) if dgs_layers else None)
         self.iteration = 0
+        self.decided = False
         self.history: dict[str, list] = {"tps": [], "dgs": [], "hns": []}
         self._log_tps()
         if self.dgs is not None:
@@ -130,6 +131,8 @@ class TemporalSearch(TrainHook):
         return list(self._arch)
 
     def loss(self, model: nn.Module, loss: Tensor) -> Tensor:
+        if self.decided:
+            return loss
         return energy_aware_loss(loss, self._hybrids(), self.config.energy_lambda)
 
     def after_backward(self, model: nn.Module) -> None:
@@ -139,6 +142,8 @@ class TemporalSearch(TrainHook):
 
     def after_iteration(self, model: nn.Module, step: int, sequence_loss: Callable[[], Tensor]) -> None:
         cfg = self.config
+        if self.decided:
+            return
         self.iteration = step
         if cfg.tps and step > cfg.tps_warmup and (step - cfg.tps_warmup) % cfg.tps_period == 0:
             self.tps_step()
@@ -196,8 +201,7 @@ class TemporalSearch(TrainHook):
                 old = module.get_submodule(name)
                 replace_layer(module, name, make_neuron(spec, step_mode=_step_mode(old),
                                                         backend=_backend(old)))
-        self._arch, self.arch_optimizer, self.dgs = [], None, None
-        self.config = TemporalConfig()
+        self._arch, self.arch_optimizer, self.dgs, self.decided = [], None, None, True
         return decided
 
     # -------------------------------------------------------------------------------------- history
