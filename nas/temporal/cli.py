@@ -25,6 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--tps-warmup", type=int, default=0, help="iterations before TPS starts moving")
     s.add_argument("--dgs-every", type=int, default=20, help="iterations per DGS round")
     s.add_argument("--dgs-batches", type=int, default=5, help="DGS batches at the end of each round")
+    s.add_argument("--search-iterations", type=int, default=0,
+                   help="decide after this many iterations and train the decided network for the rest "
+                        "(0 = decide at the end)")
     s.add_argument("--arch-lr", type=float, default=0.05, help="Adam learning rate of the TPS/HNS weights")
 
 
@@ -38,7 +41,8 @@ def attach_from_args(args: argparse.Namespace, model: nn.Module):
 
     return attach(model, tps=args.tps, hns=args.hns, dgs_layers=args.dgs.split(",") if args.dgs else (),
                   energy_lambda=args.energy_lambda, tps_period=args.tps_period, tps_warmup=args.tps_warmup,
-                  dgs_every=args.dgs_every, dgs_batches=args.dgs_batches, arch_lr=args.arch_lr)
+                  dgs_every=args.dgs_every, dgs_batches=args.dgs_batches, arch_lr=args.arch_lr,
+                  decide_at=args.search_iterations)
 
 
 def report(search, model: nn.Module, *copies: nn.Module, out_dir=None) -> dict:

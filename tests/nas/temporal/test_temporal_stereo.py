@@ -76,7 +76,7 @@ def _store(n=6, h=24, w=36):
 def test_a_resumed_search_ends_where_an_unbroken_one_does(tmp_path):
     from eventstereo.model import build_stereo_model
     from eventstereo.training import TrainConfig, WindowSequences, train
-    from nas.temporal import attach
+    from nas.temporal import DGSNeuron, attach
 
     data = WindowSequences(_store(), 2, crop=(12, 24), seed=0)
 
@@ -84,15 +84,17 @@ def test_a_resumed_search_ends_where_an_unbroken_one_does(tmp_path):
         torch.manual_seed(0)
         model = build_stereo_model(filter_multiplier=1, max_disparity=8)
         search = attach(model, tps=True, dgs_layers=["feature.stem1.neuron"], tps_period=1, dgs_every=2,
-                        dgs_batches=1)
+                        dgs_batches=1, decide_at=2)  # the resumed run passes the decision, then trains on
         cfg = TrainConfig(iterations=iterations, batch_size=1, lr=1e-2, checkpoint_every=1, log_every=1,
-                          progress=False)
+                          progress=False, ema_decay=0.5)
         train(model, data, cfg, out, hooks=[search])
         return model, search
 
-    whole, whole_search = run(tmp_path / "whole", 3)
-    run(tmp_path / "split", 1)  # "killed" after one iteration
-    resumed, resumed_search = run(tmp_path / "split", 3)
+    whole, whole_search = run(tmp_path / "whole", 4)
+    run(tmp_path / "split", 1)  # "killed" after one iteration (searching)
+    run(tmp_path / "split", 3)  # and after three (decided at two)
+    resumed, resumed_search = run(tmp_path / "split", 4)
+    assert resumed_search.decided and not any(isinstance(m, DGSNeuron) for m in resumed.modules())
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b, msg=f"{name} differs after resuming")
     assert whole_search.history == resumed_search.history
