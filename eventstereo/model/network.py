@@ -49,15 +49,25 @@ from eventstereo.model.costvolume import CostVolumeStem
 from eventstereo.model.genotype import (
     DEFAULT_GENOTYPE,
     STEM_STRIDE,
+    ClassifierGenotype,
     NetGenotype,
     NeuronSettings,
     StereoGenotype,
     edge_endpoints,
+    layer_temperature,
     level_planes,
     load_genotype,
     neuron_layer_names,
 )
-from eventstereo.model.ops import OPS, ConvBN, call_forward_hooks, conv_currents, conv_nd, conv_nd_up2
+from eventstereo.model.ops import (
+    OPS,
+    ConvBN,
+    call_forward_hooks,
+    conv_currents,
+    conv_nd,
+    conv_nd_up2,
+    upsample2,
+)
 from eventstereo.snn.neurons import BaseNeuron, NeuronSpec, detach_net, make_neuron, reset_net, set_step_mode
 
 MIN_USEFUL_PLANES = 3
@@ -98,8 +108,10 @@ class Cell(nn.Module):
     """A fixed cell: each node sums the currents of its edges into one membrane and spikes once.
 
     Edge ops live in ``edges[str(edge_index)]``, node neurons are ``node0 .. node{n-1}``; the output is
-    the concatenation of all node spikes (n x c_node channels). Conv edges that read the same input
-    (s0, s1 or a node) run as one convolution.
+    the concatenation of all node spikes (n x c_node channels). The cell calls whatever op an edge holds;
+    only the ConvBN modules of ops the op table marks ``fusable`` are grouped, and the conv edges of one
+    group that read the same input (s0, s1 or a node) run as one convolution
+    (:func:`eventstereo.model.reference.reference_cell` is the plain evaluation it is tested against).
     """
 
     def __init__(self, net: NetGenotype, nodes: int, c_s0: int, c_s1: int, c_node: int, dim: int,
@@ -109,10 +121,14 @@ class Cell(nn.Module):
         self.dim = dim
         self.c_node = c_node
         self.edges = nn.ModuleDict()
+        fusable: set[str] = set()
         for edge, op in sorted(net.cell):
             src, _ = edge_endpoints(edge)
             c_in = (c_s0, c_s1)[src] if src < 2 else c_node
-            self.edges[str(edge)] = OPS[op](c_in, c_node, dim=dim, external=src < 2)
+            module = OPS[op](c_in, c_node, dim=dim, external=src < 2)
+            self.edges[str(edge)] = module
+            if OPS[op].fusable and isinstance(module, ConvBN):
+                fusable.add(str(edge))
         for j, spec in enumerate(specs):
             self.add_module(f"node{j}", make_neuron(spec))
         # execution plan: per source, groups of edge keys that run together, and their target nodes
@@ -120,29 +136,36 @@ class Cell(nn.Module):
         groups: dict[tuple[int, Any], list[tuple[str, int]]] = {}
         for edge, _ in sorted(net.cell):
             src, tgt = edge_endpoints(edge)
-            op = self.edges[str(edge)]
-            kind = ("conv", op.kernel) if isinstance(op, ConvBN) else ("identity", None)
-            groups.setdefault((src, kind), []).append((str(edge), tgt))
+            key = str(edge)
+            op = self.edges[key]
+            kind = ("conv", op.kernel) if key in fusable else ("call", key)
+            groups.setdefault((src, kind), []).append((key, tgt))
         for (src, kind), members in groups.items():
             self._plan[src].append((kind[0], members))
 
     def _feed(self, src: int, x: Tensor, acc: list[Tensor | None], up2: bool = False,
-              planes: int | None = None) -> None:
+              planes: int | None = None, stride: int = 1) -> None:
         for kind, members in self._plan[src]:
-            if kind == "identity":
-                currents = [x] * len(members)
+            if kind == "conv":
+                ops = [self.edges[key] for key, _ in members]
+                stride_or_none = None if stride == 1 else stride
+                currents = conv_currents(ops, x, up2=up2, planes=planes, stride=stride_or_none)
             else:
-                currents = conv_currents([self.edges[key] for key, _ in members], x, up2=up2, planes=planes)
+                (key, _), = members
+                currents = [_call_op(self.edges[key], x, up2, planes, stride)]
             for (_, tgt), cur in zip(members, currents):
                 acc[tgt] = cur if acc[tgt] is None else acc[tgt] + cur
 
     def forward(self, s0: Tensor, s1: Tensor, steps: int = 1, *, up2: tuple[bool, bool] = (False, False),
-                planes: int | None = None) -> Tensor:
+                planes: int | None = None, stride: tuple[int, int] = (1, 1)) -> Tensor:
         """Spikes of all nodes, concatenated. ``up2[i]``: input i is one level coarser than the cell
-        and is read nearest-upsampled x2 (to ``planes`` disparity planes in 3-D) without building it."""
+        and is read nearest-upsampled x2 (to ``planes`` disparity planes in 3-D) without building it.
+        ``stride[i]``: input i is finer than the cell and its edges' currents are taken at every
+        stride-th position (a reduction cell; with BN in training mode its statistics are those of the
+        positions taken, for fused ops)."""
         acc: list[Tensor | None] = [None] * self.nodes
-        self._feed(0, s0, acc, up2[0], planes)
-        self._feed(1, s1, acc, up2[1], planes)
+        self._feed(0, s0, acc, up2[0], planes, stride[0])
+        self._feed(1, s1, acc, up2[1], planes, stride[1])
         outs = []
         for j in range(self.nodes):
             spikes = fire(getattr(self, f"node{j}"), acc[j], steps)
@@ -151,7 +174,17 @@ class Cell(nn.Module):
         return torch.cat(outs, dim=1 if self.dim == 2 else 2)
 
 
-def _resample2d(x: Tensor, src: int, dst: int) -> Tensor:
+def _call_op(op: nn.Module, x: Tensor, up2: bool, planes: int | None, stride: int) -> Tensor:
+    """An op that is not fused, called as a module on its (resampled) input."""
+    if up2:
+        x = upsample2(x, planes)
+    y = op(x)
+    return y[..., ::stride, ::stride] if stride > 1 else y
+
+
+def resample2d(x: Tensor, src: int, dst: int) -> Tensor:
+    """Nearest resampling of (N, C, H, W) from level ``src`` to ``dst`` (keep every 2**k-th row and
+    column going down, repeat going up): binary maps stay binary."""
     if dst > src:
         f = 2 ** (dst - src)
         return x[..., ::f, ::f]
@@ -160,7 +193,7 @@ def _resample2d(x: Tensor, src: int, dst: int) -> Tensor:
     return x
 
 
-def _resample3d(x: Tensor, src: int, dst: int, planes: Sequence[int]) -> Tensor:
+def resample3d(x: Tensor, src: int, dst: int, planes: Sequence[int]) -> Tensor:
     """Nearest resampling of (N, D, C, H, W) between levels; ``planes[l]`` = disparity planes at l."""
     if dst > src:
         f = 2 ** (dst - src)
@@ -173,13 +206,15 @@ def _resample3d(x: Tensor, src: int, dst: int, planes: Sequence[int]) -> Tensor:
     return x
 
 
-def _cell_input2d(x: Tensor, src: int, dst: int) -> tuple[Tensor, bool]:
-    """A cell input at level ``dst``: resampled, or left one level coarser for the fused x2 path."""
-    return (x, True) if src == dst + 1 else (_resample2d(x, src, dst), False)
+def cell_input2d(x: Tensor, src: int, dst: int) -> tuple[Tensor, bool]:
+    """A cell input at level ``dst``: resampled, or left one level coarser for the fused x2 path
+    (the bool says which: pass it as the cell's ``up2``)."""
+    return (x, True) if src == dst + 1 else (resample2d(x, src, dst), False)
 
 
-def _cell_input3d(x: Tensor, src: int, dst: int, planes: Sequence[int]) -> tuple[Tensor, bool]:
-    return (x, True) if src == dst + 1 else (_resample3d(x, src, dst, planes), False)
+def cell_input3d(x: Tensor, src: int, dst: int, planes: Sequence[int]) -> tuple[Tensor, bool]:
+    """:func:`cell_input2d` for (N, D, C, H, W) maps."""
+    return (x, True) if src == dst + 1 else (resample3d(x, src, dst, planes), False)
 
 
 def _stem1_level(path: Sequence[int]) -> int:
@@ -213,11 +248,11 @@ class FeatureNet(nn.Module):
         b = self.stem1(a, steps, stride=2**stem1_level)
         prev_prev, prev = (a, 0), (b, stem1_level)
         for i, level in enumerate(self.path):
-            (s0, up0), (s1, up1) = _cell_input2d(*prev_prev, level), _cell_input2d(*prev, level)
+            (s0, up0), (s1, up1) = cell_input2d(*prev_prev, level), cell_input2d(*prev, level)
             out = getattr(self, f"cell{i}")(s0, s1, steps, up2=(up0, up1))
             prev_prev, prev = prev, (out, level)
         y = self.last(prev[0], steps)
-        return _resample2d(y, prev[1], 0)
+        return resample2d(y, prev[1], 0)
 
 
 class MatchingNet(nn.Module):
@@ -247,18 +282,18 @@ class MatchingNet(nn.Module):
         b = self.stem1(a, steps, stride=2**stem1_level)
         prev_prev, prev = (a, 0), (b, stem1_level)
         for i, level in enumerate(self.path):
-            s0, up0 = _cell_input3d(*prev_prev, level, planes)
-            s1, up1 = _cell_input3d(*prev, level, planes)
+            s0, up0 = cell_input3d(*prev_prev, level, planes)
+            s1, up1 = cell_input3d(*prev, level, planes)
             out = getattr(self, f"cell{i}")(s0, s1, steps, up2=(up0, up1), planes=planes[level])
             prev_prev, prev = prev, (out, level)
         y, level = prev
         if level == 0:
             cost = conv_nd(y, self.head.weight, self.head.bias)  # (N * D0, 1, h, w)
         else:  # the head reads the reduced map nearest-upsampled to level 0: do that at level 1
-            y = _resample3d(self.reduce(y, steps), level, 1, planes)
+            y = resample3d(self.reduce(y, steps), level, 1, planes)
             cost = conv_nd_up2(y, self.head.weight, self.head.bias, planes[0])
         if self.head._forward_hooks:
-            call_forward_hooks(self.head, (_resample3d(y, level and 1, 0, planes),), cost)
+            call_forward_hooks(self.head, (resample3d(y, level and 1, 0, planes),), cost)
         n = y.shape[0]
         return cost.view(n, planes[0], cost.shape[-2], cost.shape[-1])
 
@@ -276,6 +311,18 @@ def disparity_interpolation(max_disparity: int, planes: int, *, dtype: torch.dty
     return m.to(dtype=dtype, device=device)
 
 
+def current_neuron_settings(model: nn.Module, g: StereoGenotype | ClassifierGenotype) -> NeuronSettings:
+    """The neuron settings of ``model`` (built from ``g``) as they are now: every layer whose spec
+    differs from the genotype default (with its op's temperature) becomes an override."""
+    default = g.neurons.default
+    base = NeuronSettings(default=default)
+    overrides = {}
+    for name, m in model.named_modules():
+        if isinstance(m, BaseNeuron) and m.spec != base.spec_for(name, layer_temperature(g, name)):
+            overrides[name] = m.spec
+    return NeuronSettings(default=default, overrides=overrides)
+
+
 class SpikeDHSStereo(nn.Module):
     """The stereo network of one genotype; see the module docstring for structure and streaming."""
 
@@ -285,7 +332,7 @@ class SpikeDHSStereo(nn.Module):
         self.max_disparity = genotype.max_disparity
         self.in_channels = genotype.in_channels
         names = neuron_layer_names(genotype)
-        specs = {name: genotype.neurons.spec_for(name, _op_temperature(genotype, name)) for name in names}
+        specs = {name: genotype.neurons.spec_for(name, layer_temperature(genotype, name)) for name in names}
         self.feature = FeatureNet(genotype, specs)
         self.matching = MatchingNet(genotype, specs, self.feature.out_channels)
         self._interp: dict[tuple[torch.dtype, torch.device], Tensor] = {}
@@ -303,14 +350,7 @@ class SpikeDHSStereo(nn.Module):
     def current_genotype(self) -> StereoGenotype:
         """The genotype with the neurons as they are now: every layer whose spec differs from the default
         (with its op's temperature) becomes an override, so saving and rebuilding gives the same net."""
-        g = self.genotype
-        default = g.neurons.default
-        overrides = {}
-        for name, spec in self.neuron_specs().items():
-            base = NeuronSettings(default=default).spec_for(name, _op_temperature(g, name))
-            if spec != base:
-                overrides[name] = spec
-        return g.with_changes(neurons=NeuronSettings(default=default, overrides=overrides))
+        return self.genotype.with_changes(neurons=current_neuron_settings(self, self.genotype))
 
     def reset(self) -> None:
         """Forget all neuron state (new sequence, seek, gap, or a change of input size)."""
@@ -376,15 +416,6 @@ class SpikeDHSStereo(nn.Module):
         self._set_mode("m")
         cost = self._run(left_seq.flatten(0, 1), right_seq.flatten(0, 1), t)
         return cost.unflatten(0, (t, b))
-
-
-def _op_temperature(g: StereoGenotype, layer: str) -> float | None:
-    """The surrogate temperature a cell node takes from its ops (None for non-node layers)."""
-    parts = layer.split(".")
-    if len(parts) == 3 and parts[1].startswith("cell") and parts[2].startswith("node"):
-        net = g.feature if parts[0] == "feature" else g.matching
-        return net.node_temperature(int(parts[2][4:]))
-    return None
 
 
 def build_stereo_model(

@@ -1,12 +1,13 @@
 """The op vocabulary of SpikeDHS (REFERENCE §6), shared by the deployed network and the NAS supernet.
 
+:data:`OPS` is THE op table: name -> :class:`OpSpec` (builder, surrogate temperature, fusable flag).
 ``OPS[name](c_in, c_out, dim=2|3, external=bool)`` builds one edge op. Every op returns the pre-spike
 CURRENT, not spikes: cells mix at the membrane, so the node sums its edge currents into one membrane
 and spikes once (the paper's "MM" mixing). The ops:
 
 - ``snn_b3`` / ``snn_b5``: BN(conv3x3(x)) (conv3x3x3 in 3-D). The "b" is the Dspike temperature the op
-  asks of the node neuron that integrates its current (:data:`OP_TEMPERATURE`); the genotype rule
-  (first non-skip op listed for the node wins) lives in ``eventstereo.model.genotype``.
+  asks of the node neuron that integrates its current (``OPS[name].temperature``); which op of a node
+  sets it is the genotype's rule (``eventstereo.model.genotype.NetGenotype.node_temperature``).
 - ``skip_connect``: the identity between nodes of a cell (the current is the source node's spikes);
   from outside the cell (``external=True``: inputs s0/s1, whose widths differ) it is BN(conv1x1(x)),
   the channel-aligning pre-processing of DARTS merged into the op, as the paper does.
@@ -26,14 +27,13 @@ so ``eventstereo.snn.energy.count_ops`` counts the work of the fused call per op
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
-PRIMITIVES: tuple[str, ...] = ("skip_connect", "snn_b3", "snn_b5")  # index order of the published logs
-OP_TEMPERATURE: dict[str, float] = {"snn_b3": 3.0, "snn_b5": 5.0}
 
 
 class ConvBN(nn.Module):
@@ -339,9 +339,36 @@ def _snn_conv(c_in: int, c_out: int, *, dim: int = 2, external: bool = False) ->
     return ConvBN(c_in, c_out, 3, dim)
 
 
-OPS: dict[str, Callable[..., nn.Module]] = {
-    "skip_connect": _skip_connect,
-    "snn_b3": _snn_conv,
-    "snn_b5": _snn_conv,
-}
-"""Op name -> factory ``(c_in, c_out, *, dim, external) -> module returning the current``."""
+@dataclass(frozen=True)
+class OpSpec:
+    """One entry of the op table.
+
+    ``build(c_in, c_out, *, dim, external)`` returns a module mapping an input to the op's current.
+    ``temperature``: the Dspike temperature the op asks of the neuron integrating its current (None: the
+    op has no say, e.g. a skip). ``fusable``: the ConvBN modules the op builds may be run in one
+    convolution with the other ConvBNs of a cell that read the same input (:func:`conv_currents`);
+    anything else an op builds is simply called.
+    """
+
+    name: str
+    build: Callable[..., nn.Module]
+    temperature: float | None = None
+    fusable: bool = False
+
+    def __call__(self, c_in: int, c_out: int, *, dim: int = 2, external: bool = False) -> nn.Module:
+        return self.build(c_in, c_out, dim=dim, external=external)
+
+
+def _table(*specs: OpSpec) -> Mapping[str, OpSpec]:
+    return MappingProxyType({spec.name: spec for spec in specs})
+
+
+OPS: Mapping[str, OpSpec] = _table(  # the order is the op index of the published logs: keep it
+    OpSpec("skip_connect", _skip_connect, temperature=None, fusable=True),
+    OpSpec("snn_b3", _snn_conv, temperature=3.0, fusable=True),
+    OpSpec("snn_b5", _snn_conv, temperature=5.0, fusable=True),
+)
+"""The op vocabulary of eventstereo and nas: name -> :class:`OpSpec`."""
+
+PRIMITIVES: tuple[str, ...] = tuple(OPS)
+"""Op names in table order: index i is op i of the published genotype logs."""

@@ -138,3 +138,73 @@ def test_fused_call_runs_conv_forward_hooks_with_dense_shapes():
         (ops[0].conv, (1, 3, 4, 10, 12), 3 * 3 * 10 * 12),
         (ops[1].conv, (1, 3, 4, 10, 12), 5 * 3 * 10 * 12),
     ]
+
+
+def test_op_table_entries_carry_temperature_and_fusable_flag():
+    from eventstereo.model.ops import OpSpec
+
+    assert all(isinstance(spec, OpSpec) and spec.name == name for name, spec in OPS.items())
+    assert [OPS[n].temperature for n in PRIMITIVES] == [None, 3.0, 5.0]
+    assert all(OPS[n].fusable for n in PRIMITIVES)
+    with pytest.raises(TypeError):
+        OPS["new"] = OPS["snn_b3"]  # one read-only table
+
+
+class _Halve(nn.Module):
+    """An op the cell cannot know: its current is half its input (plus a conv, so it is not the identity)."""
+
+    def __init__(self, c_in, c_out, *, dim=2, external=False):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 1, bias=False)
+
+    def forward(self, x):
+        return 0.5 * self.conv(x)
+
+
+def _cell_with_extra_ops(monkeypatch):
+    from eventstereo.model import network
+    from eventstereo.model.genotype import NetGenotype
+    from eventstereo.model.ops import OpSpec, _snn_conv
+    from eventstereo.snn.neurons import NeuronSpec
+
+    table = dict(OPS)
+    table["halve"] = OpSpec("halve", _Halve, temperature=2.0, fusable=False)
+    table["conv_unfused"] = OpSpec("conv_unfused", _snn_conv, temperature=3.0, fusable=False)
+    monkeypatch.setattr(network, "OPS", table)
+    net = NetGenotype(path=(0,), cell=((0, "snn_b3"), (1, "halve"), (2, "conv_unfused"), (3, "snn_b5"),
+                                       (4, "skip_connect")))
+    torch.manual_seed(0)
+    cell = network.Cell(net, 2, 4, 6, 5, 2, [NeuronSpec(theta=0.1)] * 2)
+    return net, cell
+
+
+def test_cell_calls_any_op_and_fuses_only_fusable_ones(monkeypatch):
+    from eventstereo.model.reference import reference_cell
+
+    net, cell = _cell_with_extra_ops(monkeypatch)
+    for m in cell.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            _randomise_bn_module(m)
+    cell.eval()
+    calls = []
+    for key, op in cell.edges.items():
+        op.register_forward_hook(lambda m, i, o, key=key: calls.append(key))
+    g = torch.Generator().manual_seed(3)
+    s0, s1 = ((torch.rand(2, c, 6, 6, generator=g) < 0.4).float() for c in (4, 6))
+    with torch.no_grad():
+        fast = cell(s0, s1)
+        # the unknown op and the unfusable conv are called as modules; the fusable convs are never called
+        assert sorted(calls) == ["1", "2", "4"]  # 4: the identity between nodes is called too
+        ref = reference_cell(cell, net, s0, s1)
+    torch.testing.assert_close(fast, ref)
+    assert 0 < fast.mean() < 1
+    cell.edges["1"].conv.weight.data.zero_()  # the unknown op matters: it is not treated as the identity
+    with torch.no_grad():
+        assert not torch.equal(cell(s0, s1), fast)
+
+
+def _randomise_bn_module(bn, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        bn.running_mean.copy_(torch.randn(bn.num_features, generator=g) * 0.2)
+        bn.running_var.copy_(torch.rand(bn.num_features, generator=g) + 0.5)

@@ -1,15 +1,13 @@
 """The fast network (fused edges, 2-D formulation of 3-D convs, cost-volume stem, x2 phase convs,
-strided stems) against a plain reference written from the architecture description."""
-
-import math
+strided stems) against the plain reference written from the architecture description
+(eventstereo.model.reference)."""
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from eventstereo.errors import InputError
 from eventstereo.model import GENOTYPES, NetGenotype, StereoGenotype, build_stereo_model, neuron_layer_names
-from eventstereo.model.genotype import edge_endpoints
+from eventstereo.model.reference import reference_stereo_step
 from eventstereo.snn import FiringRateProbe, count_ops, fold_batchnorms
 from eventstereo.snn.neurons import BaseNeuron, neurons
 from eventstereo.stereo import subpixel_cross_entropy
@@ -42,92 +40,6 @@ def _calibrate(model, left, right):
     return model.eval()
 
 
-# ------------------------------------------------------------------------------------------ reference
-def _spike(current, neuron):  # one step from rest: u = I, s = H(u - theta)
-    return (current > neuron.theta).to(current.dtype)
-
-
-def _convbn(layer, x):
-    conv, bn = layer.conv, layer.bn
-    fn = F.conv2d if x.dim() == 4 else F.conv3d
-    y = fn(x, conv.weight, conv.bias, stride=conv.stride, padding=conv.padding)
-    return F.batch_norm(y, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
-
-
-def _resample(x, src, dst, planes=None):
-    f = 2 ** abs(dst - src)
-    if dst > src:
-        return x[..., ::f, ::f] if x.dim() == 4 else x[:, :, ::f, ::f, ::f]
-    if dst < src:
-        x = x.repeat_interleave(f, -1).repeat_interleave(f, -2)
-        if x.dim() == 5:
-            x = x.repeat_interleave(f, 2)[:, :, : planes[dst]]
-    return x
-
-
-def _cell(cell, net, s0, s1):
-    states = [s0, s1]
-    for j in range(cell.nodes):
-        current = 0
-        for edge, op in net.cell:
-            src, tgt = edge_endpoints(edge)
-            if tgt == j:
-                x = states[src]
-                identity = op == "skip_connect" and src >= 2
-                current = current + (x if identity else _convbn(cell.edges[str(edge)], x))
-        states.append(_spike(current, getattr(cell, f"node{j}")))
-    return torch.cat(states[2:], dim=1)
-
-
-def _trunk(net, path, a, planes=None):
-    b = _spike(_convbn(net.stem1, a), net.stem1.neuron)
-    prev_prev, prev = (a, 0), (b, 0)
-    for i, level in enumerate(path):
-        s0 = _resample(*prev_prev, level, planes)
-        s1 = _resample(*prev, level, planes)
-        out = _cell(getattr(net, f"cell{i}"), net.genotype_net, s0, s1)
-        prev_prev, prev = prev, (out, level)
-    return prev
-
-
-def reference_step(model, left, right):
-    """Cost (B, D, H, W) of one step from rest, eval-mode BN, straight from the architecture."""
-    g = model.genotype
-    h, w = left.shape[-2:]
-    m = g.resolution_multiple
-    pad = (0, (-w) % m, 0, (-h) % m)
-    fnet, mnet = model.feature, model.matching
-    fnet.genotype_net, mnet.genotype_net = g.feature, g.matching
-    feats = []
-    for x in (F.pad(left, pad), F.pad(right, pad)):
-        a = _spike(_convbn(fnet.stem0, x), fnet.stem0.neuron)
-        y, level = _trunk(fnet, g.feature.path, a)
-        feats.append(_resample(_spike(_convbn(fnet.last, y), fnet.last.neuron), level, 0))
-    fl, fr = feats
-    planes = [g.disparity_planes]
-    for _ in range(3):
-        planes.append(math.ceil(planes[-1] / 2))
-    n, c, h3, w3 = fl.shape
-    vol = fl.new_zeros(n, 2 * c, planes[0], h3, w3)
-    for d in range(planes[0]):
-        vol[:, :c, d] = fl
-        vol[:, c:, d, :, d:] = fr[..., : w3 - d]
-    a = _spike(_convbn(mnet.stem0, vol), mnet.stem0.neuron)
-    y, level = _trunk(mnet, g.matching.path, a, planes)
-    if level:
-        y = _resample(_spike(_convbn(mnet.reduce, y), mnet.reduce.neuron), level, 0, planes)
-    cost = F.conv3d(y, mnet.head.weight, mnet.head.bias, padding=1)[:, 0]  # (B, D0, h3, w3)
-    full = []
-    for d in range(g.max_disparity + 1):
-        p = min(d / 3, planes[0] - 1)
-        lo = int(p)
-        hi = min(lo + 1, planes[0] - 1)
-        full.append((1 - (p - lo)) * cost[:, lo] + (p - lo) * cost[:, hi])
-    cost = torch.stack(full, 1)
-    cost = F.interpolate(cost, size=(3 * h3, 3 * w3), mode="bilinear", align_corners=False)
-    return cost[..., :h, :w]
-
-
 # --------------------------------------------------------------------------------------------- tests
 @pytest.mark.parametrize(
     "size, feature_path, matching_path",
@@ -156,7 +68,7 @@ def test_fast_network_equals_reference(size, feature_path, matching_path):
     rates = probe.rates()
     assert 0.02 < probe.mean_rate() < 0.98, rates  # the comparison is not between silent networks
     assert all(r > 0 for r in rates.values()), rates
-    ref = reference_step(model, left, right)
+    ref = reference_stereo_step(model, left, right)
     assert fast.shape == (2, 12, *size)
     torch.testing.assert_close(fast, ref, rtol=1e-9, atol=1e-9)
 
