@@ -217,6 +217,10 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     g = g.with_changes(**changes)
     _seed(args.seed)
     model = build_classifier(g)
+    from nas.temporal.cli import attach_from_args
+    from nas.temporal.cli import report as temporal_report
+
+    search = attach_from_args(args, model)
     cfg = RetrainConfig(epochs=args.epochs, batch_size=args.batch_size or 96, lr=args.lr, seed=args.seed,
                         cutout=not args.no_cutout)
     out = Path(args.out)
@@ -228,20 +232,26 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
     t0 = time.time()
     history = retrain(model, data, cfg, out, device=device, resume=not args.no_resume,
-                      progress=not args.quiet, writer=writer, on_epoch=report)
+                      progress=not args.quiet, writer=writer, on_epoch=report,
+                      hooks=[search] if search is not None else ())
+    temporal = {}
+    if search is not None:  # decide: plain neurons with the decided specs go into the model file
+        temporal = {k: v for k, v in temporal_report(search, model, out_dir=out).items() if k != "neurons"}
     seconds = time.time() - t0
     test = evaluate(model, data.x_test, data.y_test, device=device, probe=True)
     energy = energy_report(model, data.x_test[:32].to(device))
     prov = {"dataset": args.dataset, "root": args.root, "image_size": list(data.image_size),
             "epochs": cfg.epochs, "test_accuracy": test["accuracy"], "retrain": vars_of(cfg),
-            "seconds": round(seconds, 1)}
+            "seconds": round(seconds, 1),
+            **({"temporal_search": temporal} if temporal else {})}
     path = save_model(out / "model.safetensors", model.cpu(), sbt_settings=data.sbt, provenance=prov)
     if writer is not None:
         writer.close()
     result = {"test_accuracy": test["accuracy"], "model": str(path), "epochs": cfg.epochs,
               "firing_rate": test["firing_rate"], "energy_mj": energy.energy_mj,
               "parameters": sum(p.numel() for p in model.parameters()), "seconds": round(seconds, 1),
-              "history": history, "neurons": {k: v.to_dict() for k, v in model.neuron_specs().items()}}
+              "history": history, "neurons": {k: v.to_dict() for k, v in model.neuron_specs().items()},
+              **({"temporal_search": temporal} if temporal else {})}
     _emit(args, result, f"test accuracy {test['accuracy']:.2f} % after {cfg.epochs} epochs "
                         f"({seconds:.0f} s); model: {path}")
     return 0
@@ -400,6 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--out", required=True, help="output folder (checkpoint, model.safetensors, tb/)")
     r.add_argument("--no-resume", action="store_true", help="start afresh even if OUT has a checkpoint")
+    from nas.temporal.cli import add_arguments as add_temporal_arguments
+
+    add_temporal_arguments(r)
     r.set_defaults(fn=cmd_retrain)
 
     e = sub.add_parser("eval", help="accuracy, firing rates and energy of a model on a test split",

@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-every", type=POS, default=50)
     t.add_argument("--validate-every", type=NONNEG, default=0)
     t.add_argument("--no-progress", action="store_true")
+    from nas.temporal.cli import add_arguments as add_temporal_arguments
+
+    add_temporal_arguments(p)
     return p
 
 
@@ -218,6 +221,9 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
 
         model.load_state_dict(load_model(args.init).model.state_dict(), strict=True)
     n_params = sum(p.numel() for p in model.parameters())
+    from nas.temporal.cli import attach_from_args
+
+    search = attach_from_args(args, model)
     log.info("%d training sequences of %d windows from %d windows; model %d parameters, max disparity %d",
              len(dataset), args.seq_len, len(store), n_params, model.max_disparity)
     cfg = TrainConfig(iterations=args.iterations, batch_size=args.batch_size, lr=args.lr,
@@ -232,6 +238,13 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     def finish(trained: torch.nn.Module) -> None:
         from eventstereo.model.io import save_model
 
+        temporal = {}
+        if search is not None:
+            from nas.temporal.cli import report
+
+            temporal = report(search, model, *([trained] if trained is not model else []), out_dir=args.out)
+            del temporal["neurons"]  # the genotype in the file has every layer's spec
+            log.info("temporal search decided: %s", json.dumps(temporal["searched"]))
         provenance = {
             "tool": "tools/train_stereo.py",
             "command": " ".join(["python", "tools/train_stereo.py",
@@ -243,12 +256,14 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
             "process_wall_time_s": round(time.time() - t_start, 1),  # this invocation (resumes restart it)
             "final_step": cfg.iterations,
             "parameters": n_params,
+            **({"temporal_search": temporal} if temporal else {}),
         }
         save_model(export, trained.cpu(), sbt_settings=settings, provenance=provenance)
         log.info("model written to %s", export)
 
     stats = train(model, dataset, cfg, args.out, resume=not args.no_resume, run_config=run_config,
-                  val_loader=val_loader, fxb=store.fxb, on_finish=finish)
+                  val_loader=val_loader, fxb=store.fxb, on_finish=finish,
+                  hooks=[search] if search is not None else ())
     log.info("done in %.1f min: %s", (time.time() - t_start) / 60, json.dumps(stats))
     return 0
 

@@ -76,7 +76,8 @@ class TrainHook:
     A searcher (e.g. nas.temporal's TPS/HNS/DGS) owns some parameters, which the loop then leaves out
     of the weight optimizer; it may add to the loss, step its own optimizer after each backward, act
     after each iteration (given a closure that computes a fresh sequence's loss on the current batch),
-    and keep state in the checkpoints so a resumed run continues it.
+    and keep state in the checkpoints so a resumed run continues it. Its state is restored before the
+    model's, so a hook that changed the model's structure (swapped layers) can first redo that.
     """
 
     def parameters(self) -> Iterable[torch.nn.Parameter]:
@@ -91,6 +92,9 @@ class TrainHook:
     def after_iteration(self, model: torch.nn.Module, step: int,
                         sequence_loss: Callable[[], torch.Tensor]) -> None:
         pass
+
+    def track(self, copy: torch.nn.Module) -> None:
+        """A copy of the model the loop keeps (the weight average): structural changes apply to it too."""
 
     def state_dict(self) -> dict:
         return {}
@@ -261,8 +265,9 @@ def train(
     model.to(device).train()
     net: torch.nn.Module = model
     if info.world_size > 1:
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[info.local_rank] if device.type == "cuda" else None)
+        net = torch.nn.parallel.DistributedDataParallel(  # a hook may retire parameters mid-run
+            model, device_ids=[info.local_rank] if device.type == "cuda" else None,
+            find_unused_parameters=bool(hooks))
     owned = {id(p) for hook in hooks for p in hook.parameters()}
     optimizer = torch.optim.Adam([p for p in model.parameters() if id(p) not in owned], lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(cfg.lr_milestones),
@@ -271,15 +276,17 @@ def train(
     step = 0
     state = load_checkpoint(ckpt_path, map_location=device) if resume and ckpt_path.exists() else None
     if state is not None:
-        step = restore_checkpoint(state, model=model, optimizer=optimizer, scheduler=scheduler)
         for hook, hook_state in zip(hooks, state["extra"].get("hooks", [])):
-            hook.load_state_dict(hook_state)
+            hook.load_state_dict(hook_state)  # first: a hook may change the model's structure back
+        step = restore_checkpoint(state, model=model, optimizer=optimizer, scheduler=scheduler)
         _follow_schedule(optimizer, scheduler, cfg, step)
         log.info("resumed from %s at step %d (lr %.2e)", ckpt_path, step, scheduler.get_last_lr()[0])
     ema = None
     if cfg.ema_decay > 0:
         model.reset()
         ema = WeightAverage(model, cfg.ema_decay)
+        for hook in hooks:
+            hook.track(ema.module)
         if state is not None and "ema" in state["extra"]:
             ema.load_state_dict(state["extra"]["ema"])
         elif state is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from eventstereo.training.checkpoint import (
     restore_checkpoint,
     save_checkpoint,
 )
-from eventstereo.training.loop import EpochSampler
+from eventstereo.training.loop import EpochSampler, TrainHook
 from nas.classify.data import Splits, augment_images
 
 log = logging.getLogger(__name__)
@@ -94,21 +94,30 @@ def retrain(
     progress: bool = True,
     writer: Any = None,
     on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
+    hooks: Sequence[TrainHook] = (),
 ) -> list[dict[str, Any]]:
-    """Train ``model`` on data's training split; returns the per-epoch history (test accuracy each)."""
+    """Train ``model`` on data's training split; returns the per-epoch history (test accuracy each).
+
+    ``hooks`` (e.g. nas.temporal's search) extend each iteration as in eventstereo's training loop; their
+    parameters are left out of the SGD and their state rides in the checkpoints."""
     from tqdm import tqdm
 
     out_dir = Path(out_dir)
     ckpt = out_dir / CHECKPOINT_NAME
     model.to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    owned = {id(p) for hook in hooks for p in hook.parameters()}
+    weights = [p for p in model.parameters() if id(p) not in owned]
+    opt = torch.optim.SGD(weights, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs, eta_min=cfg.lr_min)
     history: list[dict[str, Any]] = []
-    epoch = 0
+    epoch, step = 0, 0
     if resume and ckpt.is_file():
         saved = load_checkpoint(ckpt, map_location=device)
+        for hook, state in zip(hooks, saved["extra"].get("hooks", [])):
+            hook.load_state_dict(state)  # before the model: a hook may have swapped layers
         restore_checkpoint(saved, model=model, optimizer=opt, scheduler=sched)
         epoch, history = int(saved["extra"]["epoch"]), list(saved["extra"]["history"])
+        step = int(saved["extra"].get("step", 0))
         log.info("resumed %s after epoch %d", ckpt, epoch)
     n = len(data.y_train)
     batch = min(cfg.batch_size, n)
@@ -127,14 +136,25 @@ def retrain(
             if data.augment and not data.is_events:
                 x = augment_images(x, gen, cutout=None if cfg.cutout else 0)
             x, y = _inputs(x.to(device)), y.to(device)
-            logits, aux = model.forward_with_aux(x)
-            loss = nn.functional.cross_entropy(logits, y)
-            if aux is not None and cfg.aux_weight > 0:
-                loss = loss + cfg.aux_weight * nn.functional.cross_entropy(aux, y)
+            def task_loss(x=x, y=y):
+                logits, aux = model.forward_with_aux(x)
+                loss = nn.functional.cross_entropy(logits, y)
+                if aux is not None and cfg.aux_weight > 0:
+                    loss = loss + cfg.aux_weight * nn.functional.cross_entropy(aux, y)
+                return loss, logits
+
+            loss, logits = task_loss()
+            for hook in hooks:
+                loss = hook.loss(model, loss)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            for hook in hooks:
+                hook.after_backward(model)
+            nn.utils.clip_grad_norm_(weights, cfg.grad_clip)
             opt.step()
+            step += 1
+            for hook in hooks:
+                hook.after_iteration(model, step, lambda f=task_loss: f()[0])
             total += len(y)
             correct += int((logits.argmax(1) == y).sum())
             loss_sum += float(loss.detach()) * len(y)
@@ -152,7 +172,8 @@ def retrain(
                     writer.add_scalar(f"retrain/{k}", v, epoch)
         save_checkpoint(ckpt, model=model, optimizer=opt, scheduler=sched, step=epoch,
                         config={"retrain": asdict(cfg), "genotype": model.genotype.to_json(indent=None)},
-                        extra={"epoch": epoch, "history": history})
+                        extra={"epoch": epoch, "history": history, "step": step,
+                               **({"hooks": [h.state_dict() for h in hooks]} if hooks else {})})
         if on_epoch is not None:
             on_epoch(epoch, record)
     return history

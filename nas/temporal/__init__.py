@@ -10,8 +10,9 @@ energy-aware loss) and DGS (surrogate temperatures), on any network built from e
 from nas.temporal.dgs import DGSNeuron
 from nas.temporal.hns import ENERGY_FACTORS, HybridMixture, energy_aware_loss
 from nas.temporal.mixture import NeuronMixture
-from nas.temporal.search import TemporalConfig, TemporalSearch, attach, resolve_layers
+from nas.temporal.search import TemporalConfig, TemporalSearch, attach, neuron_table, resolve_layers
 from nas.temporal.tps import TimeConstantMixture
 
 __all__ = ["ENERGY_FACTORS", "DGSNeuron", "HybridMixture", "NeuronMixture", "TemporalConfig",
-           "TemporalSearch", "TimeConstantMixture", "attach", "energy_aware_loss", "resolve_layers"]
+           "TemporalSearch", "TimeConstantMixture", "attach", "energy_aware_loss", "neuron_table",
+           "resolve_layers"]

@@ -1,11 +1,12 @@
 """DGS, differentiable surrogate-gradient search (REFERENCE §8), for chosen layers.
 
 One DGS batch: for each candidate temperature b + delta_k the chosen layers' weights take one SGD step
-computed with that surrogate (a weight copy w_k per candidate); the currents the copies produce are
-captured; then the layer spikes once on the mix sum_k softmax(alpha)_k I(w_k) and alpha takes an Adam
-step on the task loss. The candidate whose surrogate gives the most useful weight step gains weight.
-softmax(alpha) is summed over the round's batches; at the round's end
-b <- clamp(b + delta[argmax of the sum], 1, 6), alpha starts again from zero, and the move is logged.
+computed with that surrogate (a weight copy w_k per candidate; with several chosen layers, candidate k
+shifts all of them by delta_k together); the currents the copies produce are captured; then the layer
+spikes once on the mix sum_k softmax(alpha)_k I(w_k) and alpha takes an Adam step on the task loss. The
+candidate whose surrogate gives the most useful weight step gains weight. softmax(alpha) is summed over
+the round's batches; at the round's end b <- clamp(b + delta[argmax of the sum], 1, 6), alpha starts
+again from zero, and the move is logged.
 
 Nothing here touches a layer that was not chosen, and nothing moves b outside a round: the
 predecessor moved b even with DGS off, which the tests guard against.
@@ -77,7 +78,9 @@ class DGSNeuron(MemoryModule):
             weights, currents = self.mix
             i = self._call
             self._call += 1
-            x = sum(w * c[i] for w, c in zip(weights.to(x.dtype), currents))
+            # the value is the mix of the captured currents; the zero-valued (x - x.detach()) keeps the
+            # gradient path to the layers upstream, whose own alpha it would otherwise cut off
+            x = sum(w * c[i] for w, c in zip(weights.to(x.dtype), currents)) + (x - x.detach())
         return self.neuron(x)
 
 

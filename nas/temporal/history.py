@@ -3,6 +3,7 @@ temperature per layer (DGS). PNG through matplotlib's Agg backend (no display ne
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 __all__ = ["plot_history"]
@@ -26,14 +27,14 @@ def _plot(lines: dict[str, tuple[list[int], list[float]]], ylabel: str, title: s
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    columns = max(1, math.ceil(len(lines) / 24))
+    fig, ax = plt.subplots(figsize=(7 + 2.5 * columns, 4.5), dpi=100)
     for label, (xs, ys) in lines.items():
         ax.plot(xs, ys, marker=".", drawstyle="steps-post", label=label)
     ax.set_xlabel("iteration")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    if len(lines) <= 16:
-        ax.legend(fontsize="x-small", loc="best")
+    ax.legend(fontsize="xx-small", loc="upper left", bbox_to_anchor=(1.01, 1.0), ncol=columns)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -30,7 +30,7 @@ from nas.temporal.hns import HybridMixture, energy_aware_loss, energy_ratio
 from nas.temporal.mixture import NeuronMixture, mixtures, replace_layer, spec_of
 from nas.temporal.tps import TPS_DELTAS, TPS_KINDS, TimeConstantMixture
 
-__all__ = ["TemporalConfig", "TemporalSearch", "attach", "resolve_layers"]
+__all__ = ["TemporalConfig", "TemporalSearch", "attach", "neuron_table", "resolve_layers"]
 
 
 @dataclass
@@ -39,12 +39,15 @@ class TemporalConfig:
 
     TPS: after ``tps_warmup`` iterations, every ``tps_period`` iterations each layer moves to its best
     candidate. DGS: every ``dgs_every`` iterations a round of the last ``dgs_batches`` of them ends with
-    b moving. ``arch_lr``: Adam on the mixtures' c; ``dgs_lr``: Adam on alpha; ``dgs_weight_lr``: the SGD
+    b moving. ``decide_at`` > 0: decide after that many iterations and let the weights adapt to the
+    decided neurons for the rest of the run (the mixture a net trained with is not the net it decides).
+    ``arch_lr``: Adam on the mixtures' c; ``dgs_lr``: Adam on alpha; ``dgs_weight_lr``: the SGD
     step of the candidates' weight copies.
     """
 
     tps: bool = False
     hns: bool = False
+    decide_at: int = 0  # decide after this many iterations and train the decided net on (0: at the end)
     dgs_layers: tuple[str, ...] = ()
     energy_lambda: float = 0.0
     layers: tuple[str, ...] | None = None  # TPS/HNS layers (None: every eligible neuron layer)
@@ -120,6 +123,8 @@ class TemporalSearch(TrainHook):
         self.dgs = (DGSRound(model, dgs_layers, deltas=config.dgs_deltas, alpha_lr=config.dgs_lr,
                              weight_lr=config.dgs_weight_lr) if dgs_layers else None)
         self.iteration = 0
+        self.decided = False
+        self.copies: list[nn.Module] = []
         self.history: dict[str, list] = {"tps": [], "dgs": [], "hns": []}
         self._log_tps()
         if self.dgs is not None:
@@ -130,6 +135,8 @@ class TemporalSearch(TrainHook):
         return list(self._arch)
 
     def loss(self, model: nn.Module, loss: Tensor) -> Tensor:
+        if self.decided:
+            return loss
         return energy_aware_loss(loss, self._hybrids(), self.config.energy_lambda)
 
     def after_backward(self, model: nn.Module) -> None:
@@ -139,7 +146,12 @@ class TemporalSearch(TrainHook):
 
     def after_iteration(self, model: nn.Module, step: int, sequence_loss: Callable[[], Tensor]) -> None:
         cfg = self.config
+        if self.decided:
+            return
         self.iteration = step
+        if cfg.decide_at and step >= cfg.decide_at:
+            self.decide()
+            return
         if cfg.tps and step > cfg.tps_warmup and (step - cfg.tps_warmup) % cfg.tps_period == 0:
             self.tps_step()
         if self.dgs is not None:
@@ -148,7 +160,13 @@ class TemporalSearch(TrainHook):
             if step % cfg.dgs_every == 0:
                 self.history["dgs"].append({"iteration": step, **self.dgs.finish()})
 
+    def track(self, copy: nn.Module) -> None:
+        self.copies.append(copy)
+
     def state_dict(self) -> dict:
+        if self.decided:
+            return {"iteration": self.iteration, "decided": {n: s.to_dict() for n, s in self.specs().items()},
+                    "history": json.loads(json.dumps(self.history))}
         return {"iteration": self.iteration,
                 "centers": {n: m.center.to_dict() for n, m in self._tps_mixtures()},
                 "arch_optimizer": self.arch_optimizer.state_dict() if self.arch_optimizer else None,
@@ -157,6 +175,11 @@ class TemporalSearch(TrainHook):
 
     def load_state_dict(self, state: dict) -> None:
         self.iteration = int(state["iteration"])
+        if "decided" in state:
+            self._apply({n: NeuronSpec.from_dict(d) for n, d in state["decided"].items()}, self.model)
+            self._retire()
+            self.history = state["history"]
+            return
         tps = dict(self._tps_mixtures())
         for name, center in state["centers"].items():
             tps[name].set_center(NeuronSpec.from_dict(center))
@@ -191,14 +214,19 @@ class TemporalSearch(TrainHook):
         for name, probs in self._hns_probabilities().items():
             self.history["hns"].append({"iteration": self.iteration, "layer": name,
                                         "decided": decided[name].kind, **probs})
-        for module in (self.model, *copies):
+        self._apply(decided, self.model, *self.copies, *copies)
+        self._retire()
+        return decided
+
+    def _apply(self, decided: dict[str, NeuronSpec], *modules: nn.Module) -> None:
+        for module in modules:
             for name, spec in decided.items():
                 old = module.get_submodule(name)
                 replace_layer(module, name, make_neuron(spec, step_mode=_step_mode(old),
                                                         backend=_backend(old)))
-        self._arch, self.arch_optimizer, self.dgs = [], None, None
-        self.config = TemporalConfig()
-        return decided
+
+    def _retire(self) -> None:
+        self._arch, self.arch_optimizer, self.dgs, self.decided = [], None, None, True
 
     # -------------------------------------------------------------------------------------- history
     def save_history(self, out_dir: str | os.PathLike) -> dict[str, Path]:
@@ -235,6 +263,11 @@ class TemporalSearch(TrainHook):
             if m.center.kind == "alif":
                 entry["rho"] = m.center.rho
             self.history["tps"].append(entry)
+
+
+def neuron_table(model: nn.Module) -> dict[str, dict]:
+    """{layer: spec as the genotype stores it} for every neuron layer (the ``neurons`` key of reports)."""
+    return {name: m.spec.to_dict() for name, m in model.named_modules() if isinstance(m, BaseNeuron)}
 
 
 def attach(model: nn.Module, *, tps: bool = False, hns: bool = False, dgs_layers: Sequence[str] = (),

@@ -60,7 +60,9 @@ def test_a_task_hurt_by_leftover_state_drives_tau_down():
 
 def test_history_is_saved_as_json_and_plotted(tmp_path):
     _, search = _tau_trajectory(no_memory_task, iterations=10)
+    search.decide()
     files = search.save_history(tmp_path)
     data = json.loads(files["history"].read_text())
     assert [e["iteration"] for e in data["tps"]] == [0, 5, 10] and data["tps"][0]["layer"] == "neuron"
+    assert data["config"]["tps"] and data["config"]["tps_period"] == 5
     assert files["tps_tau"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
