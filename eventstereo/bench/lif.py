@@ -17,9 +17,11 @@ OpenMP regions (the eager loop) swing by several times with the load.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -37,6 +39,27 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+@contextlib.contextmanager
+def _without_profiler_chatter():
+    """Kineto writes "USDT: ... profiler_start/stop" lines straight to file descriptor 2 on every CPU
+    profile; catch fd 2 meanwhile and pass on every other line it received."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            kept = [ln for ln in caught.read().decode(errors="replace").splitlines(keepends=True)
+                    if not ln.startswith("USDT:")]
+            if kept:
+                sys.stderr.write("".join(kept))
+
+
 def peak_bytes(fn: Step, device: torch.device) -> int:
     """Peak bytes allocated by torch while `fn` runs, above the level at its start."""
     if device.type == "cuda":
@@ -48,7 +71,7 @@ def peak_bytes(fn: Step, device: torch.device) -> int:
         return torch.cuda.max_memory_allocated(device) - base
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with _without_profiler_chatter(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "trace.json")

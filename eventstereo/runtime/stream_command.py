@@ -48,6 +48,20 @@ def load_model_arg(path: str | None, device: str = "cpu"):
     return load_model(path, device=device, fold_bn=True)
 
 
+SYNTHETIC_SOURCES = ("synthetic",)
+"""Sources of the kind the bundled demo model was trained on."""
+
+
+def warn_bundled_on_real_data(model_path: str | None, source) -> bool:
+    """Warn (once per call, so once per run) when the bundled synthetic-only model meets real data."""
+    kind = getattr(type(source), "name", None) or getattr(source, "name", "")
+    if model_path is not None or kind in SYNTHETIC_SOURCES:
+        return False
+    log.warning("the bundled model was trained on synthetic scenes only and never saw %s data; its depth "
+                "there means little: pass --model FILE.safetensors trained on it", kind)
+    return True
+
+
 def session_options(args: argparse.Namespace) -> SessionOptions:
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -61,6 +75,7 @@ def open_session(args: argparse.Namespace) -> StreamSession:
     options = session_options(args)
     loaded = load_model_arg(args.model, device=str(options.resolved_device()))
     source = open_source(args)
+    warn_bundled_on_real_data(args.model, source)
     try:  # the session checks that the model fits the source (InputError if not)
         return StreamSession(source, loaded.model, loaded.sbt_settings, options)
     except BaseException:

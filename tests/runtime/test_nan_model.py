@@ -20,7 +20,9 @@ def test_nan_weights_score_zero_through_stream(tmp_path, capsys, recwarn):
     rc = stream_command.main(["--width", "48", "--height", "36", "--windows", "2", "--model", str(path),
                               "--json", "--no-rates", "--no-overlap"])
     assert rc == 0
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out.strip().splitlines()[-1])
+    assert "2/2" in captured.err  # --json keeps the progress bar, on stderr
     assert summary["gt_windows"] == 2
     assert summary["one_pa"] == 0.0 and summary["one_pe"] == 100.0 and summary["two_pe"] == 100.0
     assert summary["mae"] is None and summary["rmse"] is None  # infinite: JSON has no inf
