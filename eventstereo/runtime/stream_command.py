@@ -28,7 +28,7 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--model", default=None, help="model file (.safetensors); default: the bundled demo model")
     g.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     g.add_argument("--channels-last", action="store_true", help="channels-last weights and inputs")
-    g.add_argument("--compile", action="store_true", help="torch.compile the model's step")
+    g.add_argument("--cuda-graph", action="store_true", help="on CUDA, replay the step as one CUDA graph")
     g.add_argument("--no-overlap", action="store_true", help="read and encode in the inference thread")
     g.add_argument("--no-rates", action="store_true", help="skip firing-rate and energy measurement")
     g.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
@@ -46,7 +46,7 @@ def load_model_arg(path: str | None, device: str = "cpu"):
 def session_options(args: argparse.Namespace) -> SessionOptions:
     if args.threads:
         torch.set_num_threads(args.threads)
-    return SessionOptions(device=args.device, channels_last=args.channels_last, compile=args.compile,
+    return SessionOptions(device=args.device, channels_last=args.channels_last, cuda_graph=args.cuda_graph,
                           overlap=not args.no_overlap, measure_rates=not args.no_rates)
 
 
