@@ -2,18 +2,27 @@
 
 Both models run through StreamSession on the same synthetic windows (346x260, rendered once and
 replayed from memory, so the scene renderer's cost is not counted): the bundled demo model, and the
-paper-size network (published genotype, F = 8, 63 disparities; random weights, which do not change
-dense-kernel speed). Each configuration is compared with the eager baseline of the same model measured
-in the same run, rounds interleaved so that load drift on a shared machine hits all alike:
+paper-size network (published genotype, F = 8, 63 disparities; random weights unless ``--paper-model``
+names a trained model file: random weights barely spike, which does not change dense-kernel speed but
+does change what the spike-dependent parts cost). Every configuration is compared with ``today`` of
+the same model measured in the same run, rounds interleaved so that load drift on a shared machine hits
+all alike:
 
-- eager: what `eventstereo stream` runs (background reader, firing rates and energy measured);
+- today: the streaming forward as it was before the speed work of issue 15, frozen in
+  eventstereo/bench/baseline.py (state cloned per neuron call, weights prepared per call, the x2 phase
+  convs interleaved by stacking, torch MAP estimator) over the same modules and weights;
+- eager: what `eventstereo stream` runs now (background reader, firing rates and energy measured);
 - no-meter: without the firing-rate / energy hooks (their cost);
 - inline-read: reading and encoding in the inference thread (what the overlap buys);
 - channels-last: channels-last weights and inputs;
 - eager-neurons: the un-fused, op-by-op neuron backend instead of the fused recurrence;
-- compiled: torch.compile of the step (only with --compile: compiling takes minutes on 2 cores).
+- cuda-graph (CUDA only): the step replayed as one CUDA graph (eventstereo/runtime/cuda_graph.py).
 
-On CUDA (when present) the same table is measured again. With --json the last line is one JSON object.
+(torch.compile is gone: under inference_mode it crashed in a dynamo guard, and with the neuron calls
+excluded it compiled for 4-6 minutes and ran 1.7-6x slower than the eager step.)
+
+``--device cuda`` measures on the GPU (``all``: CPU, then CUDA when present). With --json the last line
+is one JSON object.
 """
 
 from __future__ import annotations
@@ -56,32 +65,46 @@ def _render(n: int, seed: int) -> _Replay:
     return _Replay(windows, src)
 
 
-def _variants(compile_too: bool) -> dict[str, tuple[dict, bool]]:
-    """name -> (SessionOptions fields, eager neuron backend?)"""
-    v = {
-        "eager": ({}, False),
-        "no-meter": ({"measure_rates": False}, False),
-        "inline-read": ({"overlap": False}, False),
-        "channels-last": ({"channels_last": True}, False),
-        "eager-neurons": ({}, True),
+def _eager_neurons(model: torch.nn.Module) -> torch.nn.Module:
+    from eventstereo.snn import neurons
+
+    for _, m in neurons(model):
+        if hasattr(m, "backend"):
+            m.backend = "eager"
+    return model
+
+
+def _today(model: torch.nn.Module) -> torch.nn.Module:
+    from eventstereo.bench.baseline import BaselineStereo
+
+    return BaselineStereo(model)
+
+
+def _same(model: torch.nn.Module) -> torch.nn.Module:
+    return model
+
+
+def _variants(device: str) -> dict[str, tuple[dict, Callable]]:
+    """name -> (SessionOptions fields, model transform)"""
+    v: dict[str, tuple[dict, Callable]] = {
+        "today": ({"subpixel_impl": "torch"}, _today),
+        "eager": ({}, _same),
+        "no-meter": ({"measure_rates": False}, _same),
+        "inline-read": ({"overlap": False}, _same),
+        "channels-last": ({"channels_last": True}, _same),
+        "eager-neurons": ({}, _eager_neurons),
     }
-    if compile_too:
-        v["compiled"] = ({"compile": True}, False)
+    if device.startswith("cuda"):
+        v["cuda-graph"] = ({"cuda_graph": True}, _same)
     return v
 
 
 def _measure(make_model: Callable[[], tuple[torch.nn.Module, object]], source: _Replay, device: str,
-             variants: dict[str, tuple[dict, bool]], windows: int, rounds: int) -> dict[str, dict]:
-    from eventstereo.snn import neurons
-
+             variants: dict[str, tuple[dict, Callable]], windows: int, rounds: int) -> dict[str, dict]:
     sessions = {}
-    for name, (fields, eager_neurons) in variants.items():
+    for name, (fields, transform) in variants.items():
         model, settings = make_model()
-        if eager_neurons:
-            for _, m in neurons(model):
-                if hasattr(m, "backend"):
-                    m.backend = "eager"
-        session = StreamSession(source, model, settings, SessionOptions(device=device, **fields))
+        session = StreamSession(source, transform(model), settings, SessionOptions(device=device, **fields))
         for _ in session.run(max_windows=2):  # warm-up: allocator, kernels, compilation
             pass
         sessions[name] = session
@@ -102,7 +125,8 @@ def _measure(make_model: Callable[[], tuple[torch.nn.Module, object]], source: _
             "infer_ms": best["infer_ms"],
         }
     for name in out:
-        out[name]["ratio"] = out[name]["windows_per_s"] / out["eager"]["windows_per_s"]
+        out[name]["ratio"] = out[name]["windows_per_s"] / out["today"]["windows_per_s"]
+        out[name]["ratio_median"] = out[name]["windows_per_s_median"] / out["today"]["windows_per_s_median"]
     for s in sessions.values():
         s.close()
     return out
@@ -115,8 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds (the best is kept)")
     p.add_argument("--seed", type=int, default=1000, help="synthetic scene of the replayed windows")
     p.add_argument("--device", default="all", help="cpu, cuda, or all (cpu and, when present, cuda)")
-    p.add_argument("--compile", action="store_true", help="also measure torch.compile (slow to compile)")
     p.add_argument("--skip-paper", action="store_true", help="only the demo model")
+    p.add_argument("--paper-model", help="a trained paper-size model file instead of random weights")
+    p.add_argument("--keep-freed-memory", action="store_true",
+                   help="keep freed memory in the process (eventstereo.runtime.memory): no page faults")
     return p
 
 
@@ -127,7 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     from eventstereo.snn import fold_batchnorms
 
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"eventstereo bench stream: --device {args.device}, but torch sees no CUDA device")
     devices = [d for d in devices if d == "cpu" or torch.cuda.is_available()]
+    if args.keep_freed_memory:
+        from eventstereo.runtime.memory import keep_freed_memory
+
+        keep_freed_memory()
     source = _render(max(args.windows, args.paper_windows) + 2, args.seed)
     bundled = load_bundled_model()
 
@@ -136,6 +168,11 @@ def main(argv: list[str] | None = None) -> int:
         return loaded.model, loaded.sbt_settings
 
     def paper():
+        if args.paper_model:
+            from eventstereo.model.io import load_model
+
+            loaded = load_model(args.paper_model, fold_bn=True)
+            return loaded.model, loaded.sbt_settings
         torch.manual_seed(0)
         return fold_batchnorms(build_stereo_model(max_disparity=63).eval()), bundled.sbt_settings
 
@@ -147,17 +184,18 @@ def main(argv: list[str] | None = None) -> int:
         models.append(("paper", paper, args.paper_windows))
     for device in devices:
         for label, make, n in models:
-            table = _measure(make, source, device, _variants(args.compile), n, args.rounds)
+            table = _measure(make, source, device, _variants(device), n, args.rounds)
             results[f"{label}_{device}"] = table
             model, _ = make()
             params = sum(p.numel() for p in model.parameters())
             lines.append(f"\n{label} model on {device} ({params / 1e6:.3f} M parameters, max disparity "
                          f"{model.max_disparity}), {n} windows per run")
             lines.append(f"  {'configuration':<15}{'win/s':>8}{'latency ms':>12}{'p95 ms':>9}{'model ms':>10}"
-                         f"{'vs eager':>10}")
+                         f"{'vs today':>10}{'(median)':>10}")
             for name, r in table.items():
                 lines.append(f"  {name:<15}{r['windows_per_s']:>8.2f}{r['latency_ms']:>12.1f}"
-                             f"{r['latency_p95_ms']:>9.1f}{r['infer_ms']:>10.1f}{r['ratio']:>9.2f}x")
+                             f"{r['latency_p95_ms']:>9.1f}{r['infer_ms']:>10.1f}{r['ratio']:>9.2f}x"
+                             f"{r['ratio_median']:>9.2f}x")
     if "cuda" not in devices:
         lines.append("\n(no CUDA device: GPU figures not measured)")
     report(results, lines, args.json)

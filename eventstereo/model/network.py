@@ -171,7 +171,11 @@ class Cell(nn.Module):
             spikes = fire(getattr(self, f"node{j}"), acc[j], steps)
             outs.append(spikes)
             self._feed(2 + j, spikes, acc)
-        return torch.cat(outs, dim=1 if self.dim == 2 else 2)
+        if self.dim == 2:
+            return torch.cat(outs, dim=1)
+        # concatenated with channels innermost in memory (a plain cat along dim 2 would give channel-major
+        # memory, which every following 3-D conv, plane stack and neuron then has to transpose)
+        return torch.cat([o.permute(0, 1, 3, 4, 2) for o in outs], dim=-1).permute(0, 1, 4, 2, 3)
 
 
 def _call_op(op: nn.Module, x: Tensor, up2: bool, planes: int | None, stride: int) -> Tensor:

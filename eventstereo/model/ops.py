@@ -27,6 +27,7 @@ so ``eventstereo.snn.energy.count_ops`` counts the work of the fused call per op
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -88,6 +89,79 @@ def _bn_trains(bn: nn.Module) -> bool:
     )
 
 
+# ------------------------------------------------------------------- weights prepared once per model
+# Folding BN, concatenating the weights of fused ops and transforming them (3-D -> 2-D, x2 phases) cost
+# about 10 % of a streaming window when redone every call. In inference (grad disabled) they are
+# computed once and cached, keyed on the identity, storage and version counter of the tensors they are
+# computed from: an optimizer step, load_state_dict or any in-place change bumps the version, `.to()`
+# or `p.data = ...` changes the storage, and the next call recomputes. The cache pins the storage of
+# what it was computed from, so a freed weight's address cannot come back as a false hit. With grad
+# enabled (training) nothing is cached: the transforms stay in the autograd graph. Writes through
+# ``p.data`` bypass the version counter: call :func:`forget_prepared` after those.
+_DERIVED: dict[tuple[int, str], tuple] = {}
+
+
+def forget_prepared(module: nn.Module) -> None:
+    """Drop the prepared weights cached for ``module`` and its submodules, and every cached transform
+    (needed only after writing weights through ``.data``, which the version counter does not see)."""
+    for m in module.modules():
+        m.__dict__.pop("_prepared_weights", None)
+    _DERIVED.clear()
+
+
+def _version(t: Tensor) -> int:
+    try:
+        return t._version
+    except RuntimeError:  # inference tensors keep no version (and cannot be updated outside inference mode)
+        return -1
+
+
+def _stamp(tensors: Sequence[Tensor | None]) -> tuple:
+    """What identifies the values of ``tensors``: storage address (it changes with device and dtype) and
+    version counter (it changes with every in-place update)."""
+    return tuple((t.data_ptr(), _version(t)) for t in tensors if t is not None)
+
+
+def derived(t: Tensor, name: str, fn: Callable[[Tensor], object]) -> object:
+    """``fn(t)``, cached per tensor while ``t`` keeps its storage and version (see above)."""
+    if torch.is_grad_enabled():
+        return fn(t)
+    key = (id(t), name)
+    hit = _DERIVED.get(key)
+    stamp = _stamp([t])
+    if hit is not None and hit[0]() is t and hit[1] == stamp:
+        return hit[3]
+    value = fn(t)
+    _DERIVED[key] = (weakref.ref(t, lambda _, k=key: _DERIVED.pop(k, None)), stamp, t.detach(), value)
+    return value
+
+
+def prepared(owner: nn.Module, name: str, sources: Sequence[Tensor | None],
+             fn: Callable[[], object]) -> object:
+    """``fn()``, cached on ``owner`` while all ``sources`` (the parameters and buffers it reads) keep
+    their storage and version (see above)."""
+    if torch.is_grad_enabled():
+        return fn()
+    cache = owner.__dict__.setdefault("_prepared_weights", {})
+    stamp = _stamp(sources)
+    hit = cache.get(name)
+    if hit is not None and hit[0] == stamp:
+        return hit[2]
+    value = fn()
+    cache[name] = (stamp, [t.detach() for t in sources if t is not None], value)
+    return value
+
+
+def _sources(op: ConvBN) -> list[Tensor | None]:
+    """The tensors an op's folded weights are computed from (read from the module dicts directly:
+    nn.Module.__getattr__ would cost more than the rest of the cache lookup)."""
+    conv, bn = op._modules["conv"], op._modules["bn"]
+    out = [conv._parameters["weight"], conv._parameters.get("bias")]
+    out += bn._parameters.values()
+    out += bn._buffers.values()  # running statistics and num_batches_tracked (harmless)
+    return out
+
+
 def _empty_nhwc(n: int, d: int, c: int, h: int, w: int, like: Tensor) -> Tensor:
     """An uninitialised (N, D, C, H, W) tensor with channels innermost in memory, so that its
     (N*D, C, H, W) view is channels-last: the layout in which CPU convolutions run fastest here
@@ -113,9 +187,11 @@ def stack_planes(x: Tensor, stride: int = 1) -> Tensor:
 
 def _plane_pairs(x: Tensor, first: int, count: int) -> Tensor:
     """(N, count, 2C, H+2, W+2): planes q + first | q + first + 1 for q = 0 .. count-1, zeros outside
-    the volume and a one-pixel zero border (the padding of the phase convs). Channels-last memory."""
+    the volume and a one-pixel zero border (the padding of the phase convs). Memory (count, N, H+2, W+2,
+    2C): channels-last planes, the plane index outermost, so any run of planes is one flat conv batch
+    (:func:`_planes_batch`) without a copy."""
     n, d, c, h, w = x.shape
-    out = _empty_nhwc(n, count, 2 * c, h + 2, w + 2, x)
+    out = x.new_empty(count, n, h + 2, w + 2, 2 * c).permute(1, 0, 4, 2, 3)
     out[..., 0, :] = 0
     out[..., -1, :] = 0
     out[..., 1:-1, 0] = 0
@@ -153,11 +229,21 @@ def conv_nd(x: Tensor, weight: Tensor, bias: Tensor | None, *, stride: int = 1,
     if k == 1:
         if stride > 1:
             x = x[:, ::stride, :, ::stride, ::stride]
-        return F.conv2d(x.flatten(0, 1), weight[:, :, 0], bias)
+        return F.conv2d(x.flatten(0, 1), derived(weight, "k1", _squeeze_planes), bias)
     if stride > 1:
         return _conv3d_strided(x, weight, bias, stride)
     stacked = stack_planes(x, stride)
-    return F.conv2d(stacked.flatten(0, 1), weight_3d_as_2d(weight), bias, stride=stride, padding=k // 2)
+    return F.conv2d(stacked.flatten(0, 1), derived(weight, "as2d", weight_3d_as_2d), bias, stride=stride,
+                    padding=k // 2)
+
+
+def _squeeze_planes(weight: Tensor) -> Tensor:
+    return weight[:, :, 0]
+
+
+def _strided_taps(weight: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    w0, w1, w2 = weight.unbind(2)
+    return w0, w1, w2, torch.cat([w0, w2])
 
 
 def _conv3d_strided(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int) -> Tensor:
@@ -165,7 +251,7 @@ def _conv3d_strided(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int)
     the planes that tap reads (no stacked copy of a large input: this serves layers at 1/3 resolution)."""
     n, d = x.shape[:2]
     centres = len(range(0, d, stride))
-    w0, w1, w2 = weight.unbind(2)
+    w0, w1, w2, w02 = derived(weight, "taps", _strided_taps)
 
     def conv(planes: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
         return F.conv2d(planes.reshape(-1, *planes.shape[2:]), w, b, stride=stride, padding=1).unflatten(
@@ -174,7 +260,7 @@ def _conv3d_strided(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int)
     out = conv(x[:, ::stride], w1, bias)  # tap 1 reads the centre plane
     before, after = x[:, stride - 1 :: stride][:, : centres - 1], x[:, 1::stride]  # planes d - 1, d + 1
     if stride == 2 and after.shape[1]:  # planes 1, 3, 5, ... feed both outer taps
-        both = conv(after, torch.cat([w0, w2]), None)
+        both = conv(after, w02, None)
         y0, y2 = both.split(w0.shape[0], dim=2)
     else:
         y0 = conv(before, w0, None) if before.shape[1] else None
@@ -200,6 +286,23 @@ def _phase_weights(w: Tensor) -> Tensor:
     return torch.einsum("rak,oikl,sbl->rsoiab", p, w, p).reshape(4 * co, ci, 2, 2)
 
 
+def _repeat4(b: Tensor) -> Tensor:
+    return b.repeat(4)
+
+
+def _interleave_into(out: Tensor, y: Tensor) -> None:
+    """Write the phase-conv result y (..., 4C', h+1, w+1) (channels-last) into out (..., C', 2h, 2w)
+    (channels innermost in memory): output pixel (2i + rh, 2j + rw) is phase (rh, rw) at (i + rh, j + rw).
+    Four strided copies that write each output element once (no stacks, no reshape copies)."""
+    h, w = out.shape[-2] // 2, out.shape[-1] // 2
+    co = out.shape[-3]
+    o = out.movedim(-3, -1).unflatten(-3, (h, 2)).unflatten(-2, (w, 2))  # (..., h, 2, w, 2, C')
+    yv = y.movedim(-3, -1).unflatten(-1, (2, 2, co))  # (..., h+1, w+1, row phase, column phase, C')
+    for rh in (0, 1):
+        for rw in (0, 1):
+            o[..., rh, :, rw, :].copy_(yv[..., rh : rh + h, rw : rw + w, rh, rw, :])
+
+
 def _conv2d_up2(x: Tensor, w: Tensor, bias: Tensor | None, *, padded: bool = False) -> Tensor:
     """conv2d(nearest_up2(x), w (C', C, 3, 3), bias, padding=1) computed at x's resolution
     (``padded``: x already carries a one-pixel zero border). The result is channels-last in memory."""
@@ -208,42 +311,63 @@ def _conv2d_up2(x: Tensor, w: Tensor, bias: Tensor | None, *, padded: bool = Fal
     m, _, h, wd = x.shape
     h, wd = h - 2, wd - 2
     co = w.shape[0]
-    y = F.conv2d(x, _phase_weights(w), None if bias is None else bias.repeat(4))
-    y = y.permute(0, 2, 3, 1).unflatten(3, (2, 2, co))  # (M, h+1, w+1, row phase, column phase, C')
-    rows = [torch.stack([y[:, rh : rh + h, rw : rw + wd, rh, rw] for rw in (0, 1)], dim=3) for rh in (0, 1)]
-    return torch.stack(rows, dim=2).reshape(m, 2 * h, 2 * wd, co).permute(0, 3, 1, 2)
+    b4 = None if bias is None else derived(bias, "x4", _repeat4)
+    y = F.conv2d(x, derived(w, "phases", _phase_weights), b4)
+    out = x.new_empty(m, 2 * h, 2 * wd, co).permute(0, 3, 1, 2)
+    _interleave_into(out, y)
+    return out
+
+
+def _planes_batch(x: Tensor) -> Tensor:
+    """(N, q, C, H, W) -> the flat (q * N, C, H, W) conv batch, plane-major (a view for _plane_pairs)."""
+    return x.transpose(0, 1).flatten(0, 1)
+
+
+def _up2_phases(weight: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The phase weights of the even planes (reading planes q-1 | q), the odd planes (q | q+1) and an
+    even last plane with no plane after it (taps k0 | k1 only)."""
+    w0, w1, w2 = weight.unbind(2)
+    return tuple(_phase_weights(torch.cat(pair, 1)) for pair in ((w0, w1 + w2), (w0 + w1, w2), (w0, w1)))
 
 
 def _conv3d_up2(x: Tensor, weight: Tensor, bias: Tensor | None, planes: int) -> Tensor:
-    """Flat 'same' conv3x3x3 of the nearest x2 upsampling of x (N, Dl, C, h, w), cropped to ``planes``."""
+    """Flat 'same' conv3x3x3 of the nearest x2 upsampling of x (N, Dl, C, h, w), cropped to ``planes``.
+
+    Upsampled plane 2q reads input planes q-1 | q, plane 2q+1 reads q | q+1: both are runs of ONE set of
+    padded plane pairs (pair j = planes j-1 | j), and each phase conv writes straight into its planes and
+    pixels of the output."""
     n, dl, c, h, w = x.shape
     if planes not in (2 * dl - 1, 2 * dl):
         raise ValueError(f"x2 upsampling of {dl} planes cannot give {planes}")
-    w0, w1, w2 = weight.unbind(2)
-    even_in = _plane_pairs(x, -1, dl)  # planes q-1 | q
-    even = _conv2d_up2(even_in.flatten(0, 1), torch.cat([w0, w1 + w2], 1), bias, padded=True)
-    even = even.unflatten(0, (n, dl))
-    n_odd = planes // 2
-    if planes % 2:  # the last (even) plane has no plane after it: take its k2 tap back out
-        even[:, -1] -= _conv2d_up2(x[:, -1], w2, None)
-    if n_odd == 0:
-        return even.flatten(0, 1)
-    odd_in = _plane_pairs(x, 0, n_odd)  # planes q | q+1
-    odd = _conv2d_up2(odd_in.flatten(0, 1), torch.cat([w0 + w1, w2], 1), bias, padded=True)
-    odd = odd.unflatten(0, (n, n_odd))
-    out = torch.stack([even[:, :n_odd], odd], 2).flatten(1, 2)
-    if planes % 2:
-        out = torch.cat([out, even[:, -1:]], 1)
+    even_w, odd_w, last_w = derived(weight, "up2-phases", _up2_phases)
+    b4 = None if bias is None else derived(bias, "x4", _repeat4)
+    co = weight.shape[0]
+    pairs = _plane_pairs(x, -1, dl + 1)
+    out = _empty_nhwc(n, planes, co, 2 * h, 2 * w, x)
+
+    def run(first: int, count: int, wts: Tensor, dst: Tensor) -> None:
+        if count:
+            y = F.conv2d(_planes_batch(pairs[:, first : first + count]), wts, b4)
+            _interleave_into(dst, y.unflatten(0, (count, n)).transpose(0, 1))
+
+    odd_last = planes % 2  # the last plane is even and has no plane after it
+    run(0, dl - odd_last, even_w, out[:, 0 : 2 * (dl - odd_last) : 2])
+    if odd_last:
+        run(dl - 1, 1, last_w, out[:, planes - 1 :])
+    run(1, planes // 2, odd_w, out[:, 1::2])
     return out.flatten(0, 1)
 
 
 def upsample2(x: Tensor, planes: int | None = None) -> Tensor:
-    """Nearest x2 upsampling: (N, C, h, w) -> (N, C, 2h, 2w), or (N, D, C, h, w) -> (N, planes, C, 2h, 2w)."""
+    """Nearest x2 upsampling: (N, C, h, w) -> (N, C, 2h, 2w), or (N, D, C, h, w) -> (N, planes, C, 2h, 2w).
+    3-D: one copy, channels innermost in memory as the 3-D layers read it."""
     if x.dim() == 4:
         return F.interpolate(x, scale_factor=2, mode="nearest")
-    n = x.shape[0]
-    x = x.repeat_interleave(2, dim=1)[:, :planes]
-    return F.interpolate(x.flatten(0, 1), scale_factor=2, mode="nearest").unflatten(0, (n, -1))
+    n, d, c, h, w = x.shape
+    planes = 2 * d if planes is None else planes
+    v = x.movedim(2, -1)[:, :, None, :, None, :, None]  # (N, D, 1, h, 1, w, 1, C)
+    out = v.expand(n, d, 2, h, 2, w, 2, c).reshape(n, 2 * d, 2 * h, 2 * w, c)[:, :planes]
+    return out.permute(0, 1, 4, 2, 3)
 
 
 def conv_nd_up2(x: Tensor, weight: Tensor, bias: Tensor | None, planes: int | None = None) -> Tensor:
@@ -280,6 +404,14 @@ def call_forward_hooks(module: nn.Module, inputs: tuple, output: Tensor) -> None
             hook(module, inputs, output)
 
 
+def _fold_cat(ops: Sequence[ConvBN]) -> tuple[Tensor, Tensor]:
+    """The eval-mode BN-folded weights and biases of ``ops``, concatenated along output channels."""
+    weights, biases = zip(*(op.folded() for op in ops))
+    if len(ops) == 1:
+        return weights[0], biases[0]
+    return torch.cat(weights), torch.cat(biases)
+
+
 def conv_currents(ops: Sequence[ConvBN], x: Tensor, *, stride: int | None = None, up2: bool = False,
                   planes: int | None = None) -> list[Tensor]:
     """The current of each op in `ops` on the common input `x`, computed by one convolution.
@@ -304,10 +436,10 @@ def conv_currents(ops: Sequence[ConvBN], x: Tensor, *, stride: int | None = None
         bias = None if all(b is None for b in biases) else torch.cat(
             [b if b is not None else w.new_zeros(w.shape[0]) for w, b in zip(weights, biases)]
         )
+        weight = torch.cat(weights) if len(weights) > 1 else weights[0]
     else:
-        weights, biases = zip(*(op.folded() for op in ops))
-        bias = torch.cat(biases) if len(biases) > 1 else biases[0]
-    weight = torch.cat(weights) if len(weights) > 1 else weights[0]
+        weight, bias = prepared(first, f"folded{len(ops)}:" + ",".join(str(id(op)) for op in ops),
+                                [t for op in ops for t in _sources(op)], lambda: _fold_cat(ops))
     if up2:
         if first.stride != 1 or first.padding != first.kernel // 2 or (stride or 1) != 1:
             raise ValueError("up2 needs stride 1 'same' convolutions")

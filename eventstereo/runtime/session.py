@@ -47,17 +47,22 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class SessionOptions:
     """device: "cpu", "cuda", "cuda:1" or "auto"; channels_last: convert conv weights and inputs to the
-    channels-last layouts; compile: wrap model.step in torch.compile; overlap: read and encode in a
+    channels-last layouts; cuda_graph: on CUDA, replay model.step as one CUDA graph
+    (eventstereo.runtime.cuda_graph; firing rates are then not measured: hooks do not run in a replay).
+    There is no torch.compile option: it crashed under inference_mode, compiled for minutes and ran
+    1.7-6x slower than the eager step (issue 15); overlap: read and encode in a
     background thread (off = everything in the caller's thread, the baseline the benchmark compares);
     queue_size: windows encoded ahead of inference; drop_oldest: when the queue is full, drop its oldest
     window instead of blocking the reader (None = drop for live sources, block for recordings);
     speed: pace windows at this multiple of the source clock (1.0 = real time, None = as fast as
     possible); measure_rates: per-layer firing rates and energy (costs a forward hook per spiking
-    layer); energy_recount: windows between exact operation counts (see _RateMeter)."""
+    layer); energy_recount: windows between exact operation counts (see _RateMeter); subpixel_impl: the
+    MAP estimator's implementation (eventstereo.stereo.estimator: "auto" takes the fused CPU kernel,
+    "torch" the reference the speed benchmark's baseline uses)."""
 
     device: str = "cpu"
     channels_last: bool = False
-    compile: bool = False
+    cuda_graph: bool = False
     overlap: bool = True
     queue_size: int = 4
     drop_oldest: bool | None = None
@@ -65,6 +70,7 @@ class SessionOptions:
     measure_rates: bool = True
     energy_recount: int = 50
     subpixel_radius: int = 2
+    subpixel_impl: str = "auto"
 
     def resolved_device(self) -> torch.device:
         if self.device == "auto":
@@ -231,7 +237,12 @@ class StreamSession:
         self.model = model.to(self.device).eval()
         if options.channels_last:
             to_channels_last(self.model)
-        self._step = torch.compile(self.model.step) if options.compile else self.model.step
+        graphed = options.cuda_graph and self.device.type == "cuda"
+        if graphed:
+            from eventstereo.runtime.cuda_graph import GraphedStep
+
+            self.model = GraphedStep(self.model)
+        self._step = self.model.step
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._generation = 0
@@ -243,7 +254,7 @@ class StreamSession:
         self._queue: _WindowQueue | None = None
         self.metrics = StereoMetrics()
         self._meter = (_RateMeter(self.model, self._step, options.energy_recount)
-                       if options.measure_rates else None)
+                       if options.measure_rates and not graphed else None)
         self._totals = _Totals()
 
     # --- control (safe from any thread) -------------------------------------------------------------
@@ -444,7 +455,8 @@ class StreamSession:
             cost, rates, rate, energy = self._meter.run(left, right)
         else:
             cost, rates, rate, energy = self._step(left, right), {}, math.nan, math.nan
-        disparity = subpixel_map(cost, radius=self.options.subpixel_radius)[0].float().cpu().numpy()
+        disparity = subpixel_map(cost, radius=self.options.subpixel_radius,
+                                 impl=self.options.subpixel_impl)[0].float().cpu().numpy()
         infer_ms = (time.perf_counter() - t0) * 1e3
         gt = item.window.gt_disparity
         if gt is not None:

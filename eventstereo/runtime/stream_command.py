@@ -30,7 +30,7 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--device", type=argtypes.device, default="cpu",
                    help="cpu, cuda, cuda:N, mps or auto (a GPU must be present)")
     g.add_argument("--channels-last", action="store_true", help="channels-last weights and inputs")
-    g.add_argument("--compile", action="store_true", help="torch.compile the model's step")
+    g.add_argument("--cuda-graph", action="store_true", help="on CUDA, replay the step as one CUDA graph")
     g.add_argument("--no-overlap", action="store_true", help="read and encode in the inference thread")
     g.add_argument("--queue-size", type=argtypes.int_in_range(1, 1024), default=SessionOptions.queue_size,
                    help="windows read and encoded ahead of inference (1-1024)")
@@ -65,7 +65,7 @@ def warn_bundled_on_real_data(model_path: str | None, source) -> bool:
 def session_options(args: argparse.Namespace) -> SessionOptions:
     if args.threads:
         torch.set_num_threads(args.threads)
-    return SessionOptions(device=args.device, channels_last=args.channels_last, compile=args.compile,
+    return SessionOptions(device=args.device, channels_last=args.channels_last, cuda_graph=args.cuda_graph,
                           overlap=not args.no_overlap, measure_rates=not args.no_rates,
                           queue_size=getattr(args, "queue_size", SessionOptions.queue_size))
 
