@@ -6,6 +6,13 @@ mvsec --root DIR --split 1 --subset test`` once that source is installed). Metri
 per window, averaged over windows; with several seeds there is a row per seed and one over all.
 
     python tools/eval_stereo.py --seeds 1000-1009 --windows 25 --png eval.png
+
+For numbers comparable with the published MVSEC table, score on the GT the papers used (DDES's
+converter: 1/7 px steps, >= 255/7 px invalid, events strictly after the window start; README "GT
+conventions"); the paper's four metrics are then printed beside the published rows::
+
+    python tools/eval_stereo.py --source mvsec --root MVSEC --split 1 --subset test \
+        --gt-convention ddes --model M.safetensors --json
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from eventstereo.runtime.stream_command import (
     load_model_arg,
     session_options,
 )
+from eventstereo.sources.gt_convention import add_gt_convention_argument, apply_gt_convention
 from eventstereo.sources.registry import add_source_arguments, open_source
 from eventstereo.training.stereo import parse_seeds
 
@@ -37,11 +45,23 @@ COLUMNS = (
     ("windows_per_s", "win/s", ".1f"), ("firing_rate", "rate", ".4f"), ("energy_mj", "mJ", ".3f"),
 )
 
+PAPER_METRICS = (("mde_cm", "MDE cm", ".1f"), ("median_depth_err_cm", "median cm", ".1f"),
+                 ("mean_disp_err", "mean disp px", ".2f"), ("one_pa", "1PA %", ".1f"))
+"""The four metrics of the published MVSEC split-1 table (REFERENCE §2), in its column order."""
+
+PUBLISHED = {
+    "SpikeDHS-Stereo+HNS": {"mde_cm": 14.6, "median_depth_err_cm": 5.9, "mean_disp_err": 0.53,
+                            "one_pa": 92.4},
+    "DDES": {"mde_cm": 16.7, "median_depth_err_cm": 6.8, "mean_disp_err": 0.59, "one_pa": 89.4},
+}
+"""Published rows on MVSEC split 1 test, scored on DDES-converter GT (REFERENCE §2)."""
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="eval_stereo", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_source_arguments(p)
+    add_gt_convention_argument(p)
     add_runtime_arguments(p)
     p.add_argument("--seeds", help="evaluate one source per seed, e.g. 1000-1009 (default: --seed)")
     p.add_argument("--windows", type=int, default=0, help="windows per source (0 = all)")
@@ -75,6 +95,23 @@ def format_table(rows: list[tuple[str, dict]]) -> str:
     return "\n".join(lines)
 
 
+def published_table(ours: dict, label: str = "this model") -> str:
+    """The paper's four metrics of ``ours`` above the published rows, one row each."""
+    head = f"{'method':<22}" + "".join(f"{title:>14}" for _, title, _ in PAPER_METRICS)
+    lines = [head, "-" * len(head)]
+    for name, r in ((label, ours), *((n, p) for n, p in PUBLISHED.items())):
+        cells = "".join(f"{'-' if math.isnan(r.get(k, math.nan)) else format(r[k], f):>14}"
+                        for k, _, f in PAPER_METRICS)
+        lines.append(f"{name:<22}{cells}")
+    return "\n".join(lines)
+
+
+def comparable_with_published(args: argparse.Namespace) -> bool:
+    """Whether the run is the published protocol: MVSEC split 1 test on DDES-convention GT."""
+    return (args.source == "mvsec" and args.split == 1 and args.subset == "test"
+            and args.gt_convention == "ddes" and not args.windows)
+
+
 def _colour(values: np.ndarray, vmax: float, cmap: int) -> np.ndarray:
     import cv2
 
@@ -103,6 +140,17 @@ def render_panels(results: list[WindowResult], max_disparity: float) -> np.ndarr
     return np.concatenate(rows, axis=0)
 
 
+def open_scored_source(args: argparse.Namespace):
+    """The source of ``args`` reading under ``--gt-convention`` before any window is read."""
+    source = open_source(args)
+    try:
+        apply_gt_convention(source, args.gt_convention)
+    except BaseException:
+        source.close()
+        raise
+    return source
+
+
 def evaluate(args: argparse.Namespace) -> tuple[list[tuple[str, dict]], list[WindowResult], int]:
     """Run the model over each source; returns (name, summary) rows (overall last), the windows to draw
     and the model's max disparity."""
@@ -116,7 +164,7 @@ def evaluate(args: argparse.Namespace) -> tuple[list[tuple[str, dict]], list[Win
         a = copy.copy(args)
         if seed is not None:
             a.seed = seed
-        with open_source(a) as source, \
+        with open_scored_source(a) as source, \
                 StreamSession(source, loaded.model, loaded.sbt_settings, options) as session:
             picked = []
             for r in session.run(max_windows=args.windows or None):
@@ -137,6 +185,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     rows, shown, max_disparity = evaluate(args)
     print(format_table(rows))
+    overall = dict(rows[-1][1], gt_convention=args.gt_convention)
+    if args.gt_convention == "ddes":
+        print()
+        print(published_table(overall))
+        if not comparable_with_published(args):
+            print("note: the published rows are on all of MVSEC split 1 test (--split 1 --subset test, "
+                  "--windows 0); this run is not that set")
+        overall["published"] = PUBLISHED
     if args.png:
         import cv2
 
@@ -147,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"wrote {args.png}")
     if args.json:
-        print(json_line(rows[-1][1]))
+        print(json_line(overall))
     return 0
 
 

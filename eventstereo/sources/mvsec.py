@@ -2,9 +2,11 @@
 
 REFERENCE §2 is the contract: one example per depth frame, holding the events of the 50 ms before the
 depth timestamp, rectified by the x/y maps, rounded, and dropped when they leave the sensor; GT
-disparity = fxB / depth with inf where depth is missing. The event arrays are never loaded whole: a
-window's rows are found by binary search on the time column (reading single boundary rows, then one
-block of rows), and blocks are cached so sequential replay reads every row once.
+disparity = fxB / depth with inf where depth is missing. ``gt_convention="ddes"`` reads GT and events
+the way the published tables were scored instead (1/7 px steps, see ``gt_convention.py``). The event
+arrays are never loaded whole: a window's rows are found by binary search on the time column (reading
+single boundary rows, then one block of rows), and blocks are cached so sequential replay reads every
+row once.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from eventstereo.events.types import EVENT_DTYPE
 from eventstereo.events.window import StereoWindow
 from eventstereo.sources.base import IndexedSource
 from eventstereo.sources.calib_yaml import parse_yaml
+from eventstereo.sources.gt_convention import check_gt_convention, first_event_us, gt_disparity
 from eventstereo.sources.h5util import dataset, open_h5, read_item, read_rows
 
 log = logging.getLogger(__name__)
@@ -449,12 +452,14 @@ class MVSECSequence:
         window_us: int = WINDOW_US,
         rectify: bool = True,
         require_gt: bool = False,
+        gt_convention: str = "exact",
     ):
         self.root = Path(root)
         self.name = sequence
         self.scene = scene_of(sequence)
         self.window_us = int(window_us)
         self.rectify = rectify
+        self.gt_convention = check_gt_convention(gt_convention)
         self.data_path, self.gt_path = find_sequence_files(self.root, sequence)
         if require_gt and self.gt_path is None:
             raise InputError(
@@ -563,12 +568,10 @@ class MVSECSequence:
         return self.columns[side].events(t_start_us, t_end_us, rx, ry, self.rectify)
 
     def gt_disparity(self, frame: int) -> np.ndarray:
-        """fxB / depth as float32 (H, W), inf where depth is NaN, inf or not positive."""
-        depth = np.asarray(read_item(self.depth, frame, what=DEPTH_KEY), np.float32)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            disp = np.float32(self.fxb) / depth
-        disp[~(np.isfinite(depth) & (depth > 0))] = np.inf
-        return disp.astype(np.float32, copy=False)
+        """GT disparity float32 (H, W) under the sequence's convention, inf where invalid: fxB / depth
+        (exact), or round(7 fxB / depth) / 7 with >= 255/7 px invalid (ddes)."""
+        depth = read_item(self.depth, frame, what=DEPTH_KEY)
+        return gt_disparity(depth, self.fxb, self.gt_convention)
 
     def frame_window(self, frame: int, **kw) -> StereoWindow:
         """The example of one depth frame: events of the window ending at its timestamp, and GT."""
@@ -593,9 +596,10 @@ class MVSECSequence:
         return self._window(t_end - self.window_us, t_end, None, meta, **kw)
 
     def _window(self, t_start: int, t_end: int, gt, meta, **kw) -> StereoWindow:
+        first = first_event_us(t_start, self.gt_convention)
         return StereoWindow(
-            left=self.events("left", t_start, t_end),
-            right=self.events("right", t_start, t_end),
+            left=self.events("left", first, t_end),
+            right=self.events("right", first, t_end),
             t_start_us=t_start,
             t_end_us=t_end,
             sensor_size=self.sensor_size,
@@ -641,6 +645,7 @@ class MVSECSource(IndexedSource):
         order: str = "sorted",
         rectify: bool = True,
         max_disparity: int = MAX_DISPARITY,
+        gt_convention: str = "exact",
     ):
         modes = sum(x is not None for x in (sequence, split, frames))
         if modes != 1:
@@ -656,6 +661,7 @@ class MVSECSource(IndexedSource):
         self.rectify = rectify
         self.max_disparity = max_disparity
         self._seqs: dict[str, MVSECSequence] = {}
+        self.gt_convention = gt_convention
         self._plain = False
         self.split, self.subset = split, subset
         try:
@@ -704,6 +710,7 @@ class MVSECSource(IndexedSource):
                 window_us=self.window_us,
                 rectify=self.rectify,
                 require_gt=bool(require_gt if require_gt is not None else not self._plain),
+                gt_convention=self.gt_convention,
             )
             if self._seqs:
                 ref = next(iter(self._seqs.values()))
@@ -729,6 +736,17 @@ class MVSECSource(IndexedSource):
                 )
 
     @property
+    def gt_convention(self) -> str:
+        """How GT and window edges are read: ``exact`` or ``ddes`` (see gt_convention.py)."""
+        return self._gt_convention
+
+    @gt_convention.setter
+    def gt_convention(self, name: str) -> None:
+        self._gt_convention = check_gt_convention(name)
+        for seq in self._seqs.values():
+            seq.gt_convention = name
+
+    @property
     def sequences(self) -> list[str]:
         return sorted({s for s, _ in self.items})
 
@@ -745,7 +763,8 @@ class MVSECSource(IndexedSource):
         return (f + 1) * self.window_us if self._plain else int(self._sequence(name).depth_t_end_us[f])
 
     def describe(self) -> str:
-        return f"MVSEC {self.label}: {len(self)} windows, " + super().describe()
+        gt = ", DDES GT convention" if self.gt_convention == "ddes" else ""
+        return f"MVSEC {self.label}: {len(self)} windows{gt}, " + super().describe()
 
     def close(self) -> None:
         for seq in self._seqs.values():

@@ -255,6 +255,57 @@ def test_unrectified_mode_keeps_raw_pixels(tiny):
         np.testing.assert_array_equal(w.left["x"], sel[:, 0].astype(int))
 
 
+# ------------------------------------------------------------------------------------ GT conventions
+
+
+def test_ddes_convention_quantises_known_depths_and_marks_255_invalid(tmp_path, calib_dir):
+    fxb = FXB["indoor_flying"]
+    cols = {  # depth (m) -> the disparity DDES's uint8 code reads back as
+        0: (2.0, round(7 * fxb / 2.0) / 7),  # 69.79 -> 70 -> 10.0 px
+        1: (7 * fxb / 100.4, 100 / 7),  # rounds down to the 1/7 step
+        2: (7 * fxb / 254.4, 254 / 7),  # the largest valid code (36.29 px)
+        3: (7 * fxb / 255.0, np.inf),  # code 255 is DDES's invalid mark
+        4: (0.5, np.inf),  # 39.9 px: beyond 255/7
+        5: (np.nan, np.inf),
+        6: (0.0, np.inf),
+    }
+    depth = np.full((2, H, W), 3.0, np.float32)
+    for c, (d, _) in cols.items():
+        depth[:, :, c] = d
+    root = tmp_path / "ddes"
+    copy_calib(calib_dir, root)
+    rng = np.random.default_rng(8)
+    write_sequence(root, SEQ, random_events(rng, 200, 0, 0.1), random_events(rng, 200, 0, 0.1),
+                   depth=depth, depth_ts=T_ROS0 + 0.05 * np.arange(1, 3))
+    with MVSECSource(root, sequence=SEQ, gt_convention="ddes") as src:
+        assert "DDES" in src.describe()
+        gt = src.read_window(1).gt_disparity
+        src.gt_convention = "exact"
+        exact = src.read_window(1).gt_disparity
+    assert gt.dtype == np.float32
+    for c, (_, want) in cols.items():
+        np.testing.assert_allclose(gt[:, c], np.float32(want), rtol=1e-6, err_msg=f"column {c}")
+    np.testing.assert_allclose(exact[:, 0], fxb / 2.0, rtol=1e-6)  # exact keeps the float
+    assert np.isfinite(exact[:, 4]).all()  # 39.9 px is valid GT without the uint8 limit
+    steps = gt[np.isfinite(gt)] * 7
+    np.testing.assert_allclose(steps, np.rint(steps), atol=1e-4)  # every valid value is k / 7
+    with pytest.raises(InputError, match="--gt-convention must be one of exact, ddes"):
+        MVSECSource(root, sequence=SEQ, gt_convention="ddse")
+
+
+def test_ddes_convention_drops_the_event_at_the_window_start(tiny):
+    t_edge = int(np.rint((T_ROS0 + 0.1 - tiny["t0"]) * 1e6))  # the start of window 2 exactly
+    with MVSECSource(tiny["root"], sequence=SEQ) as exact_src, \
+            MVSECSource(tiny["root"], sequence=SEQ, gt_convention="ddes") as ddes_src:
+        exact, ddes = exact_src.read_window(2), ddes_src.read_window(2)
+        assert exact.t_start_us == ddes.t_start_us == t_edge and exact.t_end_us == ddes.t_end_us
+        assert np.any(exact.left["t"] == t_edge) and not np.any(ddes.left["t"] == t_edge)
+        np.testing.assert_array_equal(ddes.left, exact.left[exact.left["t"] > t_edge])
+        assert ddes.left["t"].min() > ddes.t_start_us and ddes.left["t"].max() < ddes.t_end_us
+        # the event is in no DDES window (the previous one ends before it)
+        assert not np.any(ddes_src.read_window(1).left["t"] == t_edge)
+
+
 # ----------------------------------------------------------------------------------------- calibration
 
 
