@@ -24,7 +24,7 @@ import numpy as np
 from eventstereo.errors import InputError
 from eventstereo.events.types import EVENT_DTYPE
 from eventstereo.events.window import StereoWindow
-from eventstereo.sources.base import IndexedSource
+from eventstereo.sources.base import IndexedSource, WindowRuns
 from eventstereo.sources.calib_yaml import load_yaml
 from eventstereo.sources.h5util import dataset, open_h5, read_item, read_rows
 from eventstereo.sources.mvsec import round_maps
@@ -332,7 +332,8 @@ class DSECSource(IndexedSource):
                 raise InputError(
                     f"sequences have different sensor sizes {sorted(sizes)}", source=str(self.root)
                 )
-            self.items = [(qi, k) for qi, q in enumerate(self.seqs) for k in range(q.n_windows())]
+            # computed runs, never a list: back-to-back windows over a long time span can number 1e10
+            self.items = WindowRuns((qi, 0, q.n_windows()) for qi, q in enumerate(self.seqs))
             if not self.items:
                 raise InputError(
                     f"no windows in {sequences} (no disparity frame has events before it)",

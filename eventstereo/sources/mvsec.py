@@ -28,7 +28,7 @@ import numpy as np
 from eventstereo.errors import InputError
 from eventstereo.events.types import EVENT_DTYPE
 from eventstereo.events.window import StereoWindow
-from eventstereo.sources.base import IndexedSource
+from eventstereo.sources.base import IndexedSource, WindowRuns
 from eventstereo.sources.calib_yaml import parse_yaml
 from eventstereo.sources.gt_convention import check_gt_convention, first_event_us, gt_disparity
 from eventstereo.sources.h5util import dataset, open_h5, read_item, read_rows
@@ -673,7 +673,7 @@ class MVSECSource(IndexedSource):
             elif sequence is not None:
                 seq = self._sequence(sequence, require_gt=False)
                 if seq.has_gt:
-                    frames = [(sequence, f) for f in range(seq.n_frames)]
+                    frames = WindowRuns([(sequence, 0, seq.n_frames)])
                 else:
                     log.info(
                         "%s: no GT file, replaying back-to-back %d ms windows",
@@ -682,13 +682,13 @@ class MVSECSource(IndexedSource):
                     )
                     self._plain = True
                     n = -(-seq.duration_us() // self.window_us)
-                    frames = [(sequence, k) for k in range(n)]
+                    frames = WindowRuns([(sequence, 0, n)])  # computed, never listed: n can be 1e10
                 self.label = sequence
             else:
                 self.label = f"{len(frames)} frames"
-            if order == "sorted":
+            if order == "sorted" and not isinstance(frames, WindowRuns):
                 frames = sorted(frames)
-            self.items = list(frames)
+            self.items = frames
             if not self.items:
                 raise InputError("no windows to read (empty frame list)", source=str(self.root))
             if not self._plain:
@@ -725,8 +725,9 @@ class MVSECSource(IndexedSource):
 
     def _check_frames(self) -> None:
         need: dict[str, int] = {}
-        for s, f in self.items:
-            need[s] = max(need.get(s, -1), f)
+        for j in range(self.items.n_runs):
+            s, _, stop = self.items.run(j)
+            need[s] = max(need.get(s, -1), self.items[stop - 1][1])
         for s, top in need.items():
             seq = self._sequence(s)
             if top >= seq.n_frames:
@@ -748,7 +749,7 @@ class MVSECSource(IndexedSource):
 
     @property
     def sequences(self) -> list[str]:
-        return sorted({s for s, _ in self.items})
+        return sorted(self.items.run_keys())
 
     def _window(self, i: int, gap_before: bool) -> StereoWindow:
         name, f = self.items[i]

@@ -153,6 +153,23 @@ def test_sequence_without_disparity_replays_back_to_back(tmp_path):
     assert n_right == len(expected(info["events"]["right"], begin, 10**12, T_LEFT)[0])
 
 
+def test_back_to_back_windows_are_computed_not_listed(tmp_path):
+    rng = np.random.default_rng(2)
+    root = tmp_path / "stray"
+    seq = root / "test" / SEQ
+    build_sequence(seq, rng, with_disparity=False)
+    x, y, t, p = make_events(rng, 50, T_LEFT, T_LEFT + 400_000)
+    t[-1] = T_LEFT + 300_000_000  # one stray event 300 s later: 6000 windows, almost all empty
+    write_events_h5(seq / "events" / "left" / "events.h5", x, y, t, p, t_offset=T_LEFT)
+    with DSECSource(root, SEQ, subset="test") as src:
+        assert src.items.n_runs == 1 and len(src) >= 5999
+        last = src.read_window(len(src) - 1)
+        assert last.t_end_us > 300_000_000 and len(last.left) == 1 and len(last.right) == 0
+        src.seek(last.t_start_us + 1)  # window n - 2 ends at last.t_start_us
+        assert next(iter(src)).index == len(src) - 1
+        assert src.read_window(0).t_start_us >= int(t[0]) - T_LEFT
+
+
 # --------------------------------------------------------------------------------------------- bad input
 
 

@@ -306,6 +306,55 @@ def test_ddes_convention_drops_the_event_at_the_window_start(tiny):
         assert not np.any(ddes_src.read_window(1).left["t"] == t_edge)
 
 
+# ------------------------------------------------------------------------------------- window lists
+
+
+def test_a_stray_timestamp_without_gt_makes_1e10_windows_computed_not_listed(tmp_path, calib_dir):
+    import tracemalloc
+
+    root = tmp_path / "stray"
+    copy_calib(calib_dir, root)
+    rng = np.random.default_rng(9)
+    left = random_events(rng, 300, 0.0, 0.2)
+    left[0] = [5, 6, -5.0, 1.0]  # one event at t = -5 s: 1.5e9 s before the rest
+    write_sequence(root, SEQ, left, random_events(rng, 300, 0.0, 0.2))
+    with MVSECSource(root, sequence=SEQ) as src:
+        src.read_window(0)  # loads the compiled readers outside the trace (numba's cache loads are slow)
+    tracemalloc.start()
+    try:
+        with MVSECSource(root, sequence=SEQ) as src:
+            n = len(src)
+            span_us = int(np.rint((left[-1, 2] - left[0, 2]) * 1e6)) + 1
+            assert n == -(-span_us // 50_000) and n > 10**10
+            assert src.items.n_runs == 1 and src.items[n - 1] == (SEQ, n - 1)
+            assert len(src.read_window(0).left) == 1  # the stray event, alone
+            last = src.read_window(n - 1)
+            assert len(last.left) > 0 and not src.read_window(n - 2).gap_before
+            src.seek(last.t_end_us - 1)
+            it = iter(src)  # (not list(src): list() would size itself by len())
+            w = next(it)
+            assert w.index == n - 1 and w.gap_before
+            assert next(it, None) is None
+            assert src.sequences == [SEQ] and "windows" in src.describe()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 256 * 2**20, f"peak {peak / 2**20:.1f} MiB"  # one byte per window would be 30 GB
+
+
+def test_window_runs_index_like_the_list_they_stand_for():
+    from eventstereo.sources.base import WindowRuns
+
+    pairs = [("a", 3), ("a", 4), ("a", 5), ("b", 0), ("a", 9), ("a", 10), ("b", 1), ("b", 2)]
+    runs = WindowRuns.from_pairs(pairs)
+    assert len(runs) == 8 and runs.n_runs == 4 and list(runs) == pairs
+    assert [runs[i] for i in range(-8, 8)] == pairs + pairs
+    assert runs.run(2) == ("a", 4, 6) and runs.run_keys() == ["a", "b"]
+    with pytest.raises(IndexError):
+        runs[8]
+    assert list(WindowRuns([("s", 0, 0), ("s", 2, 4)])) == [("s", 2), ("s", 3)]
+
+
 # ----------------------------------------------------------------------------------------- calibration
 
 
