@@ -100,6 +100,10 @@ class WindowRuns(Sequence):
         """(key, first item index, stop item index) of run j."""
         return self._keys[j], self._offsets[j], self._offsets[j + 1]
 
+    def run_frames(self, j: int) -> tuple[Hashable, int, int]:
+        """(key, first frame, stop frame) of run j."""
+        return self._keys[j], self._starts[j], self._starts[j] + self._offsets[j + 1] - self._offsets[j]
+
     def run_keys(self) -> list[Hashable]:
         """The distinct keys, in order of first appearance."""
         return list(dict.fromkeys(self._keys))

@@ -193,12 +193,20 @@ class DSECSequence:
             raise InputError("no disparity frames (empty timestamps.txt)", source=str(ts_path))
         if np.any(np.diff(stamps) <= 0):
             raise InputError("timestamps are not increasing", source=str(ts_path))
-        keep = stamps - self.window_us >= self.t_begin
+        # a window must start once both cameras record and before either stops: GT stamped outside the
+        # event stream would otherwise be scored on empty windows as if they were data
+        early = stamps - self.window_us < self.t_begin
+        late = stamps - self.window_us > min(f.t_last for f in self.files.values())
+        keep = ~(early | late)
         if not keep.all():
-            log.info(
-                "%s: skipping %d disparity frame(s) whose window starts before the events do",
+            log.warning(
+                "%s: skipping %d of %d disparity frame(s) whose window lies outside the recorded events "
+                "(%d start before both cameras record, %d after the last event)",
                 self.name,
                 int((~keep).sum()),
+                len(stamps),
+                int(early.sum()),
+                int((late & ~early).sum()),
             )
         self.disp_frames = np.flatnonzero(keep)
         self.disp_paths, self.disp_t = pngs, stamps
@@ -336,7 +344,8 @@ class DSECSource(IndexedSource):
             self.items = WindowRuns((qi, 0, q.n_windows()) for qi, q in enumerate(self.seqs))
             if not self.items:
                 raise InputError(
-                    f"no windows in {sequences} (no disparity frame has events before it)",
+                    f"no windows in {sequences} (no disparity frame has a window inside the recorded "
+                    "events)",
                     source=str(self.root),
                 )
         except BaseException:

@@ -422,6 +422,15 @@ class EventColumn:
     def last_time(self) -> float:
         return float(read_item(self.ds, (self.n - 1, 2), what=self.where))
 
+    def time_us(self, row: int) -> int:
+        """Time of one row in us from t0 (InputError when it is not finite)."""
+        raw = float(read_item(self.ds, (row, 2), what=self.where))
+        if not np.isfinite(raw):
+            raise InputError(
+                f"{self.where} holds a non-finite time at row {row}", source=self.ds.file.filename
+            )
+        return int(_times_us(np.array([[0.0, 0.0, raw, 0.0]]), self.t0)[0])
+
 
 # ----------------------------------------------------------------------------------------- sequences
 
@@ -563,6 +572,20 @@ class MVSECSequence:
         last = max(self.columns[s].last_time() for s in self.columns)
         return int(np.rint((last - self.t0) * 1e6)) + 1
 
+    def events_span_us(self) -> tuple[int, int]:
+        """[start, stop) in us from t0 where both cameras record: from the later first event to just
+        after the earlier last event."""
+        cols = self.columns.values()
+        return max(c.time_us(0) for c in cols), min(c.time_us(c.n - 1) for c in cols) + 1
+
+    def frames_with_events(self, frames: np.ndarray) -> np.ndarray:
+        """Which of these depth frames have a window that overlaps ``events_span_us``: a window wholly
+        before the first or after the last event holds no data to score (GT stamps past the end of the
+        event stream happen in damaged or cut recordings)."""
+        start, stop = self.events_span_us()
+        t_end = self.depth_t_end_us[np.asarray(frames, np.int64)]
+        return (t_end > start) & (t_end - self.window_us < stop)
+
     def events(self, side: str, t_start_us: int, t_end_us: int) -> np.ndarray:
         rx, ry = self._lut[side]
         return self.columns[side].events(t_start_us, t_end_us, rx, ry, self.rectify)
@@ -693,6 +716,7 @@ class MVSECSource(IndexedSource):
                 raise InputError("no windows to read (empty frame list)", source=str(self.root))
             if not self._plain:
                 self._check_frames()
+                self._drop_frames_without_events()
             first = self._sequence(self.items[0][0])
         except BaseException:
             self.close()
@@ -735,6 +759,39 @@ class MVSECSource(IndexedSource):
                     f"{self.label} needs depth frame {top} of {s}, but the GT file has {seq.n_frames} frames",
                     source=str(seq.gt_path),
                 )
+
+    def _drop_frames_without_events(self) -> None:
+        """Skip, with a warning naming how many, the depth frames whose window lies wholly outside the
+        recorded events (they would be scored as if empty windows were data); InputError if none is
+        left."""
+        runs, dropped = [], {}
+        for j in range(self.items.n_runs):
+            name, a, b = self.items.run_frames(j)
+            seq = self._sequence(name)
+            frames = np.arange(a, b)
+            keep = seq.frames_with_events(frames)
+            dropped[name] = dropped.get(name, 0) + int((~keep).sum())
+            if keep.all():
+                runs.append((name, a, b))
+            else:
+                runs += [(name, int(f), int(f) + 1) for f in frames[keep]]
+        for name, n in dropped.items():
+            if n:
+                seq = self._sequence(name)
+                start, stop = seq.events_span_us()
+                log.warning(
+                    "%s: skipping %d depth frame(s) of %s whose %g ms window lies outside the recorded "
+                    "events (%.3f s to %.3f s after the first event); they hold no data to score",
+                    self.label, n, name, self.window_us / 1000, start * 1e-6, stop * 1e-6,
+                )
+        items = WindowRuns(runs)
+        if not len(items):
+            raise InputError(
+                f"{self.label}: no depth frame has events in its window (all {len(self.items)} lie outside "
+                "the recorded events; GT and events from different recordings?)",
+                source=str(self.root),
+            )
+        self.items = items
 
     @property
     def gt_convention(self) -> str:

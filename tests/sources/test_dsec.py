@@ -170,6 +170,17 @@ def test_back_to_back_windows_are_computed_not_listed(tmp_path):
         assert src.read_window(0).t_start_us >= int(t[0]) - T_LEFT
 
 
+def test_disparity_frames_outside_the_events_are_skipped_with_a_warning(tmp_path, caplog):
+    root = tmp_path / "late_gt"
+    info = build_sequence(root / "train" / SEQ, np.random.default_rng(3), n_frames=8)  # events end at 0.5 s
+    with caplog.at_level("WARNING", logger="eventstereo.sources.dsec"), DSECSource(root, SEQ) as src:
+        frames = [src.read_window(i).meta["frame"] for i in range(len(src))]
+    assert frames == [1, 2, 3, 4, 5]  # frame 5's window starts at 0.45 s, frame 6's at 0.55 s
+    assert info["stamps"][6] - 50_000 > max(info["events"][s][2][-1] for s in ("left", "right"))
+    assert "skipping 3 of 8 disparity frame(s)" in caplog.text
+    assert "1 start before both cameras record, 2 after the last event" in caplog.text
+
+
 # --------------------------------------------------------------------------------------------- bad input
 
 

@@ -355,6 +355,34 @@ def test_window_runs_index_like_the_list_they_stand_for():
     assert list(WindowRuns([("s", 0, 0), ("s", 2, 4)])) == [("s", 2), ("s", 3)]
 
 
+def _events_between(rng, n, t_a, t_b):
+    ev = random_events(rng, n, t_a, t_b)
+    ev[0, 2], ev[-1, 2] = T_ROS0 + t_a, T_ROS0 + t_b  # exact first and last times
+    return ev
+
+
+def test_depth_frames_outside_the_events_are_skipped_with_a_warning(tmp_path, calib_dir, caplog):
+    root = tmp_path / "gt_past_events"
+    copy_calib(calib_dir, root)
+    rng = np.random.default_rng(10)
+    # events from 0.12 s to 0.21 s; depth stamped every 50 ms from 0.05 s to 0.5 s
+    write_sequence(root, SEQ, _events_between(rng, 300, 0.12, 0.21), _events_between(rng, 300, 0.12, 0.21),
+                   depth=tiny_depth(10), depth_ts=T_ROS0 + 0.05 * np.arange(1, 11))
+    with caplog.at_level("WARNING", logger="eventstereo.sources.mvsec"), \
+            MVSECSource(root, sequence=SEQ) as src:
+        # kept: windows ending 0.15, 0.20, 0.25 s (the last starts at 0.20 s, before the 0.21 s event)
+        assert [src.read_window(i).meta["frame"] for i in range(len(src))] == [2, 3, 4]
+        assert all(len(w.left) and len(w.right) for w in (src.read_window(i) for i in range(3)))
+    assert "skipping 7 depth frame(s) of indoor_flying1" in caplog.text
+    assert "outside the recorded events" in caplog.text
+    late = tmp_path / "gt_all_after"
+    copy_calib(calib_dir, late)
+    write_sequence(late, SEQ, _events_between(rng, 50, 0.0, 0.1), _events_between(rng, 50, 0.0, 0.1),
+                   depth=tiny_depth(3), depth_ts=T_ROS0 + 5.0 + 0.05 * np.arange(3))
+    with pytest.raises(InputError, match="no depth frame has events in its window"):
+        MVSECSource(late, sequence=SEQ)
+
+
 # ----------------------------------------------------------------------------------------- calibration
 
 
