@@ -575,6 +575,13 @@ class MVSECSequence:
     def events_span_us(self) -> tuple[int, int]:
         """[start, stop) in us from t0 where both cameras record: from the later first event to just
         after the earlier last event."""
+        for side, c in self.columns.items():
+            if c.time_us(c.n - 1) < c.time_us(0):
+                raise InputError(
+                    f"'{EVENTS_KEY.format(side=side)}' is not sorted by time (its last event is earlier "
+                    "than its first)",
+                    source=str(self.data_path),
+                )
         cols = self.columns.values()
         return max(c.time_us(0) for c in cols), min(c.time_us(c.n - 1) for c in cols) + 1
 

@@ -381,6 +381,14 @@ def test_depth_frames_outside_the_events_are_skipped_with_a_warning(tmp_path, ca
                    depth=tiny_depth(3), depth_ts=T_ROS0 + 5.0 + 0.05 * np.arange(3))
     with pytest.raises(InputError, match="no depth frame has events in its window"):
         MVSECSource(late, sequence=SEQ)
+    backwards = _events_between(rng, 50, 0.0, 0.3)
+    backwards[-1, 2] = T_ROS0 - 1.0  # the last event earlier than the first
+    root_b = tmp_path / "backwards"
+    copy_calib(calib_dir, root_b)
+    write_sequence(root_b, SEQ, backwards, _events_between(rng, 50, 0.0, 0.3), depth=tiny_depth(3),
+                   depth_ts=T_ROS0 + 0.05 * np.arange(1, 4))
+    with pytest.raises(InputError, match="davis/left/events' is not sorted by time"):
+        MVSECSource(root_b, sequence=SEQ)
 
 
 # ----------------------------------------------------------------------------------------- calibration
