@@ -58,11 +58,12 @@ def test_recipe_runs_end_to_end_on_a_tiny_mvsec_layout(tmp_path, monkeypatch, ca
     from eventstereo.sources.mvsec_synth import make_split_recordings
 
     root = make_split_recordings(tmp_path / "MVSEC", ("indoor_flying1", "indoor_flying2", "indoor_flying3"))
-    monkeypatch.chdir(tmp_path)  # the recipe's relative runs/ paths land here
+    for name in ("tools", "eventstereo"):  # the recipe runs from the repository root
+        (tmp_path / name).symlink_to(REPO / name)
+    monkeypatch.chdir(tmp_path)  # so its relative runs/ paths land here
     for cmd in recipe_commands():
         tool = Path(cmd[1]).name
-        argv = [str(REPO / a) if a.startswith("tools/") else str(root) if a == "MVSEC" else a
-                for a in cmd[2:]]
+        argv = [str(root) if a == "MVSEC" else a for a in cmd[2:]]
         assert _tool(tool).main(argv + SHRINK[tool]) == 0, f"{tool} failed"
         out = capsys.readouterr().out
     cache = tmp_path / "runs" / "mvsec-split1-cache"
