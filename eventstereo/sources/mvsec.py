@@ -476,6 +476,7 @@ class MVSECSequence:
                 source=str(self.data_path.parent),
             )
         self._files: list[h5py.File] = []
+        self._span: tuple[int, int] | None = None
         try:
             self._open()
         except BaseException:
@@ -574,7 +575,12 @@ class MVSECSequence:
 
     def events_span_us(self) -> tuple[int, int]:
         """[start, stop) in us from t0 where both cameras record: from the later first event to just
-        after the earlier last event."""
+        after the earlier last event (read once)."""
+        if self._span is None:
+            self._span = self._read_events_span()
+        return self._span
+
+    def _read_events_span(self) -> tuple[int, int]:
         for side, c in self.columns.items():
             if c.time_us(c.n - 1) < c.time_us(0):
                 raise InputError(
