@@ -181,7 +181,10 @@ def evaluate(args: argparse.Namespace) -> tuple[list[tuple[str, dict]], list[Win
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.gt_convention != "exact" and args.source != "mvsec":
+        parser.error(f"--gt-convention {args.gt_convention} applies to --source mvsec, not {args.source}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     rows, shown, max_disparity = evaluate(args)
     print(format_table(rows))

@@ -10,6 +10,8 @@ is also accepted)::
 
 Event times in a file are microseconds relative to its ``t_offset``; adding it gives the clock shared by
 both cameras and the disparity stamps. Windows report times relative to the left file's ``t_offset``.
+Disparity frames whose window starts before both cameras record or after the last event are skipped
+with a warning naming how many (they would be scored on empty windows).
 """
 
 from __future__ import annotations

@@ -85,3 +85,10 @@ def test_ddes_convention_prints_the_papers_metrics_beside_the_published_rows(tin
     # model predicts below both everywhere, so its mean error moves by exactly the difference
     assert ddes["mean_disp_err"] - exact["mean_disp_err"] == pytest.approx(10.0 - FXB["indoor_flying"] / 2,
                                                                            abs=1e-4)
+
+
+def test_ddes_convention_needs_the_mvsec_source(capsys):
+    with pytest.raises(SystemExit) as e:
+        _tool().main(["--gt-convention", "ddes"])
+    assert e.value.code == 2
+    assert "--gt-convention ddes applies to --source mvsec, not synthetic" in capsys.readouterr().err
