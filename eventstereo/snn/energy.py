@@ -19,14 +19,13 @@ layer is spike-fed when its input is tagged spike. ``spike_fed`` overrides the d
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
-from torch.utils._pytree import tree_flatten
 
 from eventstereo.snn.neurons import neurons
 
@@ -106,6 +105,18 @@ STRUCTURAL_OPS = frozenset({
 (``interpolate`` too in mode 'nearest')."""
 
 
+def _tensors(obj: Any) -> Iterator[Tensor]:
+    """The tensors in an op's arguments or results (nested tuples, lists and dicts)."""
+    if isinstance(obj, Tensor):
+        yield obj
+    elif isinstance(obj, (tuple, list)):
+        for o in obj:
+            yield from _tensors(o)
+    elif isinstance(obj, dict):
+        for o in obj.values():
+            yield from _tensors(o)
+
+
 class _Provenance(TorchFunctionMode):
     """Tags every tensor an op makes during the counted pass as REAL or SPIKE (see the module docstring).
 
@@ -130,7 +141,7 @@ class _Provenance(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        kinds = {self.kind(a) for a in tree_flatten((args, kwargs))[0] if isinstance(a, Tensor)} - {None}
+        kinds = {self.kind(a) for a in _tensors((args, kwargs))} - {None}
         if not kinds:
             return out
         name = getattr(func, "__name__", "")
@@ -139,11 +150,10 @@ class _Provenance(TorchFunctionMode):
         else:
             keeps = name in STRUCTURAL_OPS
         kind = SPIKE if keeps and kinds == {SPIKE} else REAL
-        for o in tree_flatten(out)[0]:
-            if isinstance(o, Tensor):
-                self.tag(o, kind)
+        for o in _tensors(out):
+            self.tag(o, kind)
         if name.endswith("_") or name == "__setitem__":  # in place: the mutated tensor changes too
-            if isinstance(args[0], Tensor):
+            if args and isinstance(args[0], Tensor):
                 self.tag(args[0], kind)
         return out
 
@@ -197,17 +207,15 @@ def count_ops(model: nn.Module, example_inputs: Tensor | Sequence[Any], *, times
 
     def neuron_hook(module: nn.Module, inputs: tuple[Any, ...], out: Any) -> None:
         kind = SPIKE if _emits_spikes(module) else REAL
-        for o in tree_flatten(out)[0]:
-            if isinstance(o, Tensor):
-                tracer.tag(o, kind)
+        for o in _tensors(out):
+            tracer.tag(o, kind)
 
     handles = [m.register_forward_hook(layer_hook) for m in names]
     handles += [m.register_forward_hook(neuron_hook) for _, m in neurons(model)]
     try:
         args = (example_inputs,) if isinstance(example_inputs, Tensor) else tuple(example_inputs)
-        for a in tree_flatten(args)[0]:
-            if isinstance(a, Tensor):
-                tracer.tag(a, REAL)
+        for a in _tensors(args):
+            tracer.tag(a, REAL)
         with torch.no_grad(), tracer:
             model(*args)
     finally:
