@@ -62,6 +62,11 @@ DEPTH_KEY = "davis/left/depth_image_rect"
 DEPTH_TS_KEY = "davis/left/depth_image_rect_ts"
 IMAGE_KEY = "davis/{side}/image_raw"
 
+MAX_SPAN_S = 1e12
+"""Largest time (s) between a stream's first and any other event that the int64 microsecond clock of
+the windows represents safely; a stray timestamp within it costs nothing (windows are computed), one
+beyond it is an InputError."""
+
 BLOCK_ROWS = 1 << 16
 """Rows per cached block of an events dataset (2 MiB of float64 x 4)."""
 
@@ -419,15 +424,19 @@ class EventColumn:
             row = b * self.block_rows + e
         return out[:k]
 
-    def last_time(self) -> float:
-        return float(read_item(self.ds, (self.n - 1, 2), what=self.where))
-
     def time_us(self, row: int) -> int:
-        """Time of one row in us from t0 (InputError when it is not finite)."""
+        """Time of one row in us from t0 (InputError when it is not finite or so far from t0 that the
+        microsecond clock would overflow: a corrupt timestamp)."""
         raw = float(read_item(self.ds, (row, 2), what=self.where))
         if not np.isfinite(raw):
             raise InputError(
                 f"{self.where} holds a non-finite time at row {row}", source=self.ds.file.filename
+            )
+        if abs(raw - self.t0) > MAX_SPAN_S:
+            raise InputError(
+                f"{self.where} row {row} is stamped {raw - self.t0:.3g} s from the first event (more than "
+                f"{MAX_SPAN_S:.0e} s: a corrupt timestamp?)",
+                source=self.ds.file.filename,
             )
         return int(_times_us(np.array([[0.0, 0.0, raw, 0.0]]), self.t0)[0])
 
@@ -509,6 +518,12 @@ class MVSECSequence:
                     source=str(self.data_path),
                 )
         first = {s: float(read_item(ev[s], (0, 2), what=EVENTS_KEY.format(side=s))) for s in ev}
+        for s, t in first.items():
+            if not np.isfinite(t):
+                raise InputError(
+                    f"'{EVENTS_KEY.format(side=s)}' holds a non-finite time at row 0",
+                    source=str(self.data_path),
+                )
         self.t0 = min(first.values())
         self.columns = {s: EventColumn(ev[s], self.t0) for s in ev}
         if self.rectify:
@@ -570,8 +585,8 @@ class MVSECSequence:
         return 0 if self.depth is None else int(self.depth.shape[0])
 
     def duration_us(self) -> int:
-        last = max(self.columns[s].last_time() for s in self.columns)
-        return int(np.rint((last - self.t0) * 1e6)) + 1
+        """From t0 to just after the last event of either camera."""
+        return max(c.time_us(c.n - 1) for c in self.columns.values()) + 1
 
     def events_span_us(self) -> tuple[int, int]:
         """[start, stop) in us from t0 where both cameras record: from the later first event to just

@@ -342,6 +342,23 @@ def test_a_stray_timestamp_without_gt_makes_1e10_windows_computed_not_listed(tmp
     assert peak < 256 * 2**20, f"peak {peak / 2**20:.1f} MiB"  # one byte per window would be 30 GB
 
 
+@pytest.mark.parametrize("row,value,message", [
+    (0, np.nan, "non-finite time at row 0"),
+    (-1, np.inf, "non-finite time at row 299"),
+    (-1, 1e13, r"row 299 is stamped 1e\+13 s from the first event"),
+])
+def test_unusable_first_or_last_timestamps_are_named(tmp_path, calib_dir, row, value, message):
+    root = tmp_path / "badtime"
+    copy_calib(calib_dir, root)
+    rng = np.random.default_rng(11)
+    left = random_events(rng, 300, 0.0, 0.2)
+    left[row, 2] = value
+    with np.errstate(invalid="ignore"):  # (the writer's image stamps span the bad time too)
+        write_sequence(root, SEQ, left, random_events(rng, 300, 0.0, 0.2))  # no GT: windows from the span
+    with pytest.raises(InputError, match=message):
+        MVSECSource(root, sequence=SEQ)
+
+
 def test_window_runs_index_like_the_list_they_stand_for():
     from eventstereo.sources.base import WindowRuns
 
