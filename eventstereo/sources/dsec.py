@@ -45,7 +45,10 @@ class DSECEventFile:
         self.path = path
         self.f = open_h5(path, "DSEC events file")
         try:
-            self.x, self.y, self.p, self.t = (dataset(self.f, f"events/{k}", ndim=1) for k in "xypt")
+            # integer columns as DSEC writes them (a float column could hold NaN times or pixels)
+            self.x, self.y, self.p, self.t = (
+                dataset(self.f, f"events/{k}", ndim=1, kind="iu") for k in "xypt"
+            )
             lengths = {k: d.shape[0] for k, d in zip("xypt", (self.x, self.y, self.p, self.t))}
             if len(set(lengths.values())) != 1:
                 raise InputError(f"events/x, y, p, t lengths differ: {lengths}", source=str(path))

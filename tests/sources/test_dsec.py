@@ -210,6 +210,17 @@ def test_missing_dataset_named(broken):
         DSECSource(root, SEQ)
 
 
+def test_float_event_times_are_refused(broken):
+    root, seq = broken
+    with h5py.File(seq / "events" / "left" / "events.h5", "a") as f:
+        t = f["events/t"][()].astype(np.float64)
+        t[0] = np.nan
+        del f["events/t"]
+        f["events/t"] = t
+    with pytest.raises(InputError, match="events/t"):
+        DSECSource(root, SEQ)
+
+
 def test_inconsistent_lengths_and_empty(broken):
     root, seq = broken
     path = seq / "events" / "left" / "events.h5"
