@@ -17,7 +17,6 @@ import logging
 import os
 import pkgutil
 import sys
-
 import traceback
 
 import eventstereo  # sets OMP_WAIT_POLICY=PASSIVE before torch loads (see eventstereo/__init__.py)

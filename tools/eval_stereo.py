@@ -7,6 +7,13 @@ per window, averaged over windows; with several seeds there is a row per seed an
 
     python tools/eval_stereo.py --seeds 1000-1009 --windows 25 --png eval.png
 
+For numbers comparable with the published MVSEC table, score on the GT the papers used (DDES's
+converter: 1/7 px steps, >= 255/7 px invalid, events strictly after the window start; README "GT
+conventions"); the paper's four metrics are then printed beside the published rows::
+
+    python tools/eval_stereo.py --source mvsec --root MVSEC --split 1 --subset test \
+        --gt-convention ddes --model M.safetensors --json
+
 ``--synthetic-config FILE`` (repeatable) also runs the same seeds through other synthetic generator
 configurations (SyntheticConfig settings in JSON, e.g. the held-out tools/configs/synthetic_heldout.json
 that no model trains on) and prints their tables beside the default generator's, so a model that only
@@ -35,6 +42,7 @@ from eventstereo.runtime.stream_command import (
     session_options,
     window_limit,
 )
+from eventstereo.sources.gt_convention import add_gt_convention_argument, apply_gt_convention
 from eventstereo.sources.registry import add_source_arguments, open_source
 from eventstereo.training.stereo import parse_seeds
 
@@ -45,6 +53,17 @@ COLUMNS = (
     ("median_depth_err_cm", "median cm", ".2f"), ("two_pe", "2PE %", ".2f"), ("rmse", "RMSE px", ".3f"),
     ("windows_per_s", "win/s", ".1f"), ("firing_rate", "rate", ".4f"), ("energy_mj", "mJ", ".3f"),
 )
+
+PAPER_METRICS = (("mde_cm", "MDE cm", ".1f"), ("median_depth_err_cm", "median cm", ".1f"),
+                 ("mean_disp_err", "mean disp px", ".2f"), ("one_pa", "1PA %", ".1f"))
+"""The four metrics of the published MVSEC split-1 table (REFERENCE §2), in its column order."""
+
+PUBLISHED = {
+    "SpikeDHS-Stereo+HNS": {"mde_cm": 14.6, "median_depth_err_cm": 5.9, "mean_disp_err": 0.53,
+                            "one_pa": 92.4},
+    "DDES": {"mde_cm": 16.7, "median_depth_err_cm": 6.8, "mean_disp_err": 0.59, "one_pa": 89.4},
+}
+"""Published rows on MVSEC split 1 test, scored on DDES-converter GT (REFERENCE §2)."""
 
 
 MAX_SEEDS = 10_000
@@ -67,20 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-v", "--verbose", action="store_true", help="show the traceback of an error")
     add_source_arguments(p)
+    add_gt_convention_argument(p)
     add_runtime_arguments(p)
     p.add_argument("--seeds", type=seed_list,
                    help="evaluate one source per seed, e.g. 1000-1009 (default: --seed)")
     p.add_argument("--windows", type=argtypes.non_negative_int, default=0,
                    help="windows per source (0 = all; on an endless source: until Ctrl-C)")
     p.add_argument("--png", help="write disparity | GT | error panels of a few windows to this PNG")
-<<<<<<< HEAD
-    p.add_argument("--png-windows", type=int, default=4, help="windows shown in the PNG")
-    p.add_argument("--synthetic-config", action="append", default=[], metavar="FILE",
-                   help="also evaluate the synthetic generator with these settings (JSON), same seeds")
-=======
     p.add_argument("--png-windows", type=argtypes.int_in_range(1, 64), default=4,
                    help="windows shown in the PNG")
->>>>>>> harden
+    p.add_argument("--synthetic-config", action="append", default=[], metavar="FILE",
+                   help="also evaluate the synthetic generator with these settings (JSON), same seeds")
     p.add_argument("--json", action="store_true", help="print the overall row as JSON on the last line")
     return p
 
@@ -107,6 +123,23 @@ def format_table(rows: list[tuple[str, dict]]) -> str:
                         for k, _, f in COLUMNS)
         lines.append(f"{name:<14}{r['windows']:>8}{cells}")
     return "\n".join(lines)
+
+
+def published_table(ours: dict, label: str = "this model") -> str:
+    """The paper's four metrics of ``ours`` above the published rows, one row each."""
+    head = f"{'method':<22}" + "".join(f"{title:>14}" for _, title, _ in PAPER_METRICS)
+    lines = [head, "-" * len(head)]
+    for name, r in ((label, ours), *((n, p) for n, p in PUBLISHED.items())):
+        cells = "".join(f"{'-' if math.isnan(r.get(k, math.nan)) else format(r[k], f):>14}"
+                        for k, _, f in PAPER_METRICS)
+        lines.append(f"{name:<22}{cells}")
+    return "\n".join(lines)
+
+
+def comparable_with_published(args: argparse.Namespace) -> bool:
+    """Whether the run is the published protocol: MVSEC split 1 test on DDES-convention GT."""
+    return (args.source == "mvsec" and args.split == 1 and args.subset == "test"
+            and args.gt_convention == "ddes" and not args.windows)
 
 
 def _colour(values: np.ndarray, vmax: float, cmap: int) -> np.ndarray:
@@ -138,10 +171,16 @@ def render_panels(results: list[WindowResult], max_disparity: float) -> np.ndarr
 
 
 def open_generator(args: argparse.Namespace, config_path: str | None):
-    """The registry source of ``args``, or with ``config_path`` the synthetic source with those settings
-    (sensor size and window from ``args``)."""
+    """The registry source of ``args`` reading under ``--gt-convention``, or with ``config_path`` the
+    synthetic source with those settings (sensor size and window from ``args``)."""
     if config_path is None:
-        return open_source(args)
+        source = open_source(args)
+        try:
+            apply_gt_convention(source, args.gt_convention)
+        except BaseException:
+            source.close()
+            raise
+        return source
     from eventstereo.errors import InputError
     from eventstereo.sources.synthetic import SyntheticConfig, SyntheticStereoSource, load_config_file
 
@@ -183,15 +222,11 @@ def evaluate(args: argparse.Namespace, config_path: str | None = None
         with open_generator(a, config_path) as source, \
                 StreamSession(source, loaded.model, loaded.sbt_settings, options) as session:
             picked = []
-<<<<<<< HEAD
-            for r in session.run(max_windows=args.windows or None):
+            max_windows, _ = window_limit(args.windows, source)
+            for r in session.run(max_windows=max_windows):
                 errors = stereo_errors(r.disparity, r.gt, None) if r.gt is not None else None
                 if errors is not None:
                     per_window.append((r.reset, errors["one_pa"]))
-=======
-            max_windows, _ = window_limit(args.windows, source)
-            for r in session.run(max_windows=max_windows):
->>>>>>> harden
                 # a window from the middle of each source, once the state has warmed up
                 if r.gt is not None and len(picked) < per_source and r.index >= 5 and r.index % 10 == 5:
                     picked.append(r)
@@ -206,24 +241,11 @@ def evaluate(args: argparse.Namespace, config_path: str | None = None
 
 def main(argv: list[str] | None = None) -> int:
     """Evaluate; a user's mistake (a bad model file, unreadable data) is one line and status 2."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.gt_convention != "exact" and args.source != "mvsec":
+        parser.error(f"--gt-convention {args.gt_convention} applies to --source mvsec, not {args.source}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-<<<<<<< HEAD
-    rows, shown, max_disparity, split = evaluate(args)
-    overall = []
-    for config_path in [None, *args.synthetic_config]:
-        if config_path is not None:
-            rows, _, _, split = evaluate(args, config_path)
-        print(f"generator: {config_path or 'default'}")
-        print(format_table(rows))
-        print(f"1PA first window after a reset {split['one_pa_first_window']:.2f} % "
-              f"({split['first_windows']} windows), later windows {split['one_pa_later_windows']:.2f} % "
-              f"({split['later_windows']} windows)")
-        overall.append((config_path or "default", {**rows[-1][1], **split}))
-    if len(overall) > 1:
-        print("\n".join(f"overall 1PA {r['one_pa']:.2f} % on {r['gt_windows']} windows: {name}"
-                        for name, r in overall))
-=======
     try:
         return run(args)
     except KeyboardInterrupt:
@@ -234,9 +256,32 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    rows, shown, max_disparity = evaluate(args)
-    print(format_table(rows))
->>>>>>> harden
+    """Evaluate the default generator (and each --synthetic-config); one JSON object last with --json:
+    the default's overall row, with the other generators' rows under ``generators``."""
+    rows, shown, max_disparity, split = evaluate(args)
+    generators: dict[str, dict] = {}
+    for config_path in [None, *args.synthetic_config]:
+        if config_path is not None:
+            rows, _, _, split = evaluate(args, config_path)
+        print(f"generator: {config_path or 'default'}")
+        print(format_table(rows))
+        print(f"1PA first window after a reset {split['one_pa_first_window']:.2f} % "
+              f"({split['first_windows']} windows), later windows {split['one_pa_later_windows']:.2f} % "
+              f"({split['later_windows']} windows)")
+        generators[config_path or "default"] = {**rows[-1][1], **split}
+    if len(generators) > 1:
+        print("\n".join(f"overall 1PA {r['one_pa']:.2f} % on {r['gt_windows']} windows: {name}"
+                        for name, r in generators.items()))
+    overall = dict(generators.pop("default"), gt_convention=args.gt_convention)
+    if generators:
+        overall["generators"] = generators
+    if args.gt_convention == "ddes":
+        print()
+        print(published_table(overall))
+        if not comparable_with_published(args):
+            print("note: the published rows are on all of MVSEC split 1 test (--split 1 --subset test, "
+                  "--windows 0); this run is not that set")
+        overall["published"] = PUBLISHED
     if args.png:
         import cv2
 
@@ -247,8 +292,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"wrote {args.png}")
     if args.json:
-        for name, r in overall:
-            print(json_line({**r, "generator": name}))
+        print(json_line(overall))
     return 0
 
 

@@ -7,6 +7,8 @@ Examples::
     # one subset, or one sequence, into one file
     python tools/prepare_mvsec.py --root MVSEC --split 1 --subset train --out split1_train.h5
     python tools/prepare_mvsec.py --root MVSEC --sequence indoor_flying1 --out flying1.h5
+    # GT and window edges as the published tables were scored (1/7 px steps; README "GT conventions")
+    python tools/prepare_mvsec.py --root MVSEC --split 1 --gt-convention ddes --out DIR
     # any other source the registry knows
     python tools/prepare_mvsec.py --source synthetic --seed 3 --max-windows 200 --out synth3.h5
 
@@ -24,6 +26,7 @@ from pathlib import Path
 from eventstereo.errors import EventStereoError
 from eventstereo.events.sbt import MODES, SBTSettings
 from eventstereo.sources.cache import write_sbt_cache
+from eventstereo.sources.gt_convention import add_gt_convention_argument, apply_gt_convention
 from eventstereo.sources.registry import add_source_arguments, open_source
 
 log = logging.getLogger("prepare_mvsec")
@@ -35,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_source_arguments(p)
     p.set_defaults(source="mvsec")
+    add_gt_convention_argument(p)
     p.add_argument(
         "--out", required=True, help="cache file; a directory when --split is given without --subset"
     )
@@ -61,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for a, out in jobs:
             with open_source(a) as source:
+                apply_gt_convention(source, a.gt_convention)
                 log.info("%s -> %s", source.describe(), out)
                 write_sbt_cache(source, out, settings, max_windows=a.max_windows, progress=not a.quiet)
     except EventStereoError as e:

@@ -6,19 +6,28 @@ frames, layers after ReLU neurons) multiplies: ``MACs = T x dense ops``. Energy 
 0.9 pJ per accumulate and 4.6 pJ per multiply-accumulate.
 
 ``count_ops`` measures what one forward pass of the model on example inputs actually does: forward
-hooks read each layer's output shape (dense ops) and its input values (spike-fed when every value is
-0 or 1; firing rate = fraction of ones). ``spike_fed`` overrides the detection per layer name.
+hooks read each layer's output shape (dense ops) and its input's firing rate (fraction of nonzeros).
+Whether a layer is spike-fed is decided by where its input COMES FROM, never by the values it happens
+to hold (an all-zero or ON-only SBT frame holds only 0 and 1, yet it is the real-valued input of the
+first layer): during the pass every tensor is tagged with its provenance. The model's inputs, parameters
+and the outputs of ReLU (non-spiking) neurons are real; the outputs of spiking neurons are spikes; an op
+that only moves, copies or selects values (cat, pad, view, indexing, nearest upsampling, max pooling,
+...) keeps its inputs' tag, and any other op (a convolution, a sum, a scaling) makes real values. A
+layer is spike-fed when its input is tagged spike. ``spike_fed`` overrides the decision per layer name.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
+
+from eventstereo.snn.neurons import neurons
 
 __all__ = ["E_AC_PJ", "E_MAC_PJ", "LayerOps", "EnergyReport", "count_ops", "dense_ops", "energy_mj"]
 
@@ -80,12 +89,86 @@ def energy_mj(ops: Iterable[LayerOps]) -> float:
     return sum(o.energy_pj for o in ops) * 1e-9
 
 
+REAL, SPIKE = "real", "spike"
+
+STRUCTURAL_OPS = frozenset({
+    "cat", "concat", "concatenate", "stack", "hstack", "vstack", "reshape", "view", "view_as", "flatten",
+    "unflatten", "permute", "transpose", "t", "movedim", "contiguous", "clone", "detach", "expand",
+    "expand_as", "squeeze", "unsqueeze", "split", "split_with_sizes", "tensor_split", "chunk", "unbind",
+    "narrow", "select", "__getitem__", "__get__", "index_select", "gather", "take", "pad", "constant_pad_nd",
+    "roll", "flip", "repeat", "repeat_interleave", "tile", "as_strided", "pixel_shuffle", "pixel_unshuffle",
+    "to", "float", "half", "double", "bfloat16", "type", "type_as", "cpu", "cuda", "new_zeros",
+    "zeros_like", "new_empty", "empty_like", "__setitem__", "copy_", "fill_", "zero_", "max_pool1d",
+    "max_pool2d", "max_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
+})
+"""Ops that only move, copy, select or zero-fill values: a spike tensor stays a spike tensor through them
+(``interpolate`` too in mode 'nearest')."""
+
+
+def _tensors(obj: Any) -> Iterator[Tensor]:
+    """The tensors in an op's arguments or results (nested tuples, lists and dicts)."""
+    if isinstance(obj, Tensor):
+        yield obj
+    elif isinstance(obj, (tuple, list)):
+        for o in obj:
+            yield from _tensors(o)
+    elif isinstance(obj, dict):
+        for o in obj.values():
+            yield from _tensors(o)
+
+
+class _Provenance(TorchFunctionMode):
+    """Tags every tensor an op makes during the counted pass as REAL or SPIKE (see the module docstring).
+
+    Tags live on the tensor objects under a per-pass token, so a tensor kept from an earlier pass (a
+    neuron's state) never carries a stale tag.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.token = object()
+
+    def tag(self, t: Tensor, kind: str | None) -> None:
+        if kind is not None:
+            t._energy_provenance = (self.token, kind)  # type: ignore[attr-defined]
+
+    def kind(self, t: Tensor) -> str | None:
+        mark = getattr(t, "_energy_provenance", None)
+        if mark is not None and mark[0] is self.token:
+            return mark[1]
+        return REAL if isinstance(t, nn.Parameter) else None
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        kinds = {self.kind(a) for a in _tensors((args, kwargs))} - {None}
+        if not kinds:
+            return out
+        name = getattr(func, "__name__", "")
+        if name == "interpolate":
+            keeps = kwargs.get("mode", args[3] if len(args) > 3 else "nearest") == "nearest"
+        else:
+            keeps = name in STRUCTURAL_OPS
+        kind = SPIKE if keeps and kinds == {SPIKE} else REAL
+        for o in _tensors(out):
+            self.tag(o, kind)
+        if name.endswith("_") or name == "__setitem__":  # in place: the mutated tensor changes too
+            if args and isinstance(args[0], Tensor):
+                self.tag(args[0], kind)
+        return out
+
+
+def _emits_spikes(neuron: nn.Module) -> bool:
+    surrogate = getattr(neuron, "surrogate", None)
+    return bool(getattr(neuron, "is_spiking", False)) and bool(getattr(surrogate, "spiking", True))
+
+
 @dataclass
 class _Acc:
     kind: str
     ops: float = 0.0
     weighted_rate: float = 0.0  # sum over calls of rate x ops
-    binary: bool = True
+    spike_fed: bool = True  # every call's input was tagged spike
     calls: int = 0
 
 
@@ -96,7 +179,8 @@ def count_ops(model: nn.Module, example_inputs: Tensor | Sequence[Any], *, times
     timesteps: how many times the example pass is repeated per inference (e.g. T when the example is a
     single step of a single-step model; 1 when the model already ran all steps on [T, B, ...] input).
     batch_size: samples in the example, so that counts are per sample.
-    spike_fed: layer name -> True/False to override the detection from input values.
+    spike_fed: layer name -> True/False to override the decision from the input's provenance (the
+    example inputs are real-valued: a layer reading them counts MACs unless overridden).
     Runs under no_grad; neuron states are left as the pass leaves them (call reset_net before/after).
     """
     if timesteps < 1 or batch_size < 1:
@@ -107,8 +191,9 @@ def count_ops(model: nn.Module, example_inputs: Tensor | Sequence[Any], *, times
     if unknown:
         raise ValueError(f"spike_fed names no weight layer: {unknown}")
     accs: dict[str, _Acc] = {}
+    tracer = _Provenance()
 
-    def hook(module: nn.Module, inputs: tuple[Any, ...], out: Tensor) -> None:
+    def layer_hook(module: nn.Module, inputs: tuple[Any, ...], out: Tensor) -> None:
         name = names[module]
         acc = accs.setdefault(name, _Acc(_kind(module) or ""))
         x = inputs[0]
@@ -116,13 +201,22 @@ def count_ops(model: nn.Module, example_inputs: Tensor | Sequence[Any], *, times
         rate = float(torch.count_nonzero(x)) / max(1, x.numel())
         acc.ops += ops
         acc.weighted_rate += rate * ops
-        acc.binary = acc.binary and bool(((x == 0) | (x == 1)).all())
+        acc.spike_fed = acc.spike_fed and tracer.kind(x) == SPIKE
         acc.calls += 1
+        tracer.tag(out, REAL)
 
-    handles = [m.register_forward_hook(hook) for m in names]
+    def neuron_hook(module: nn.Module, inputs: tuple[Any, ...], out: Any) -> None:
+        kind = SPIKE if _emits_spikes(module) else REAL
+        for o in _tensors(out):
+            tracer.tag(o, kind)
+
+    handles = [m.register_forward_hook(layer_hook) for m in names]
+    handles += [m.register_forward_hook(neuron_hook) for _, m in neurons(model)]
     try:
         args = (example_inputs,) if isinstance(example_inputs, Tensor) else tuple(example_inputs)
-        with torch.no_grad():
+        for a in _tensors(args):
+            tracer.tag(a, REAL)
+        with torch.no_grad(), tracer:
             model(*args)
     finally:
         for h in handles:
@@ -133,7 +227,7 @@ def count_ops(model: nn.Module, example_inputs: Tensor | Sequence[Any], *, times
         acc = accs[name]
         ops = acc.ops / batch_size
         rate = acc.weighted_rate / acc.ops if acc.ops else 0.0
-        fed = overrides.get(name, acc.binary)
+        fed = overrides.get(name, acc.spike_fed)
         result.append(LayerOps(name=name, kind=acc.kind, dense_ops=ops, input_rate=rate, spike_fed=fed,
                                timesteps=timesteps, adds=rate * timesteps * ops if fed else 0.0,
                                macs=0.0 if fed else timesteps * ops))

@@ -6,7 +6,7 @@ disparity as float32 with inf for invalid, one chunk per window, Blosc-LZ4 compr
 frames: ~7x smaller than raw int8 and ~4x faster to read than LZF or gzip; hdf5plugin provides the
 filter for writing and reading). The file is written to a temporary name and renamed when complete,
 so a crash never leaves a half cache behind a good name. Works for any Source (synthetic, MVSEC, DSEC,
-AEDAT4).
+AEDAT4). The source's GT convention (MVSEC: exact or ddes) is recorded as ``gt_convention``.
 """
 
 from __future__ import annotations
@@ -156,6 +156,7 @@ def write_sbt_cache(
                     "max_disparity": int(source.max_disparity),
                     "sbt_settings": json.dumps(settings.to_dict()),
                     "has_gt": has_gt,
+                    "gt_convention": str(getattr(source, "gt_convention", "exact")),
                     "source": source.describe(),
                     "complete": True,
                 }
@@ -200,6 +201,7 @@ class SBTCache:
             self.fxb = float(attrs["fxb"])
             self.max_disparity = int(attrs["max_disparity"])
             self.has_gt = bool(attrs["has_gt"])
+            self.gt_convention = str(attrs.get("gt_convention", "exact"))
             self._n = int(attrs["n_windows"])
         except (KeyError, ValueError, TypeError) as e:
             raise InputError(f"cache attributes are incomplete or malformed ({e})", source=src) from None

@@ -10,6 +10,8 @@ is also accepted)::
 
 Event times in a file are microseconds relative to its ``t_offset``; adding it gives the clock shared by
 both cameras and the disparity stamps. Windows report times relative to the left file's ``t_offset``.
+Disparity frames whose window starts before both cameras record or after the last event are skipped
+with a warning naming how many (they would be scored on empty windows).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 from eventstereo.errors import InputError
 from eventstereo.events.types import EVENT_DTYPE
 from eventstereo.events.window import StereoWindow
-from eventstereo.sources.base import IndexedSource
+from eventstereo.sources.base import IndexedSource, WindowRuns
 from eventstereo.sources.calib_yaml import load_yaml
 from eventstereo.sources.h5util import dataset, open_h5, read_item, read_rows
 from eventstereo.sources.mvsec import round_maps
@@ -43,7 +45,10 @@ class DSECEventFile:
         self.path = path
         self.f = open_h5(path, "DSEC events file")
         try:
-            self.x, self.y, self.p, self.t = (dataset(self.f, f"events/{k}", ndim=1) for k in "xypt")
+            # integer columns as DSEC writes them (a float column could hold NaN times or pixels)
+            self.x, self.y, self.p, self.t = (
+                dataset(self.f, f"events/{k}", ndim=1, kind="iu") for k in "xypt"
+            )
             lengths = {k: d.shape[0] for k, d in zip("xypt", (self.x, self.y, self.p, self.t))}
             if len(set(lengths.values())) != 1:
                 raise InputError(f"events/x, y, p, t lengths differ: {lengths}", source=str(path))
@@ -193,12 +198,20 @@ class DSECSequence:
             raise InputError("no disparity frames (empty timestamps.txt)", source=str(ts_path))
         if np.any(np.diff(stamps) <= 0):
             raise InputError("timestamps are not increasing", source=str(ts_path))
-        keep = stamps - self.window_us >= self.t_begin
+        # a window must start once both cameras record and before either stops: GT stamped outside the
+        # event stream would otherwise be scored on empty windows as if they were data
+        early = stamps - self.window_us < self.t_begin
+        late = stamps - self.window_us > min(f.t_last for f in self.files.values())
+        keep = ~(early | late)
         if not keep.all():
-            log.info(
-                "%s: skipping %d disparity frame(s) whose window starts before the events do",
+            log.warning(
+                "%s: skipping %d of %d disparity frame(s) whose window lies outside the recorded events "
+                "(%d start before both cameras record, %d after the last event)",
                 self.name,
                 int((~keep).sum()),
+                len(stamps),
+                int(early.sum()),
+                int((late & ~early).sum()),
             )
         self.disp_frames = np.flatnonzero(keep)
         self.disp_paths, self.disp_t = pngs, stamps
@@ -332,10 +345,12 @@ class DSECSource(IndexedSource):
                 raise InputError(
                     f"sequences have different sensor sizes {sorted(sizes)}", source=str(self.root)
                 )
-            self.items = [(qi, k) for qi, q in enumerate(self.seqs) for k in range(q.n_windows())]
+            # computed runs, never a list: back-to-back windows over a long time span can number 1e10
+            self.items = WindowRuns((qi, 0, q.n_windows()) for qi, q in enumerate(self.seqs))
             if not self.items:
                 raise InputError(
-                    f"no windows in {sequences} (no disparity frame has events before it)",
+                    f"no windows in {sequences} (no disparity frame has a window inside the recorded "
+                    "events)",
                     source=str(self.root),
                 )
         except BaseException:

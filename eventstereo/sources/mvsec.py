@@ -2,9 +2,11 @@
 
 REFERENCE §2 is the contract: one example per depth frame, holding the events of the 50 ms before the
 depth timestamp, rectified by the x/y maps, rounded, and dropped when they leave the sensor; GT
-disparity = fxB / depth with inf where depth is missing. The event arrays are never loaded whole: a
-window's rows are found by binary search on the time column (reading single boundary rows, then one
-block of rows), and blocks are cached so sequential replay reads every row once.
+disparity = fxB / depth with inf where depth is missing. ``gt_convention="ddes"`` reads GT and events
+the way the published tables were scored instead (1/7 px steps, see ``gt_convention.py``). The event
+arrays are never loaded whole: a window's rows are found by binary search on the time column (reading
+single boundary rows, then one block of rows), and blocks are cached so sequential replay reads every
+row once.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ import numpy as np
 from eventstereo.errors import InputError
 from eventstereo.events.types import EVENT_DTYPE
 from eventstereo.events.window import StereoWindow
-from eventstereo.sources.base import IndexedSource
+from eventstereo.sources.base import IndexedSource, WindowRuns
 from eventstereo.sources.calib_yaml import parse_yaml
+from eventstereo.sources.gt_convention import check_gt_convention, first_event_us, gt_disparity
 from eventstereo.sources.h5util import dataset, open_h5, read_item, read_rows
 
 log = logging.getLogger(__name__)
@@ -58,6 +61,11 @@ EVENTS_KEY = "davis/{side}/events"
 DEPTH_KEY = "davis/left/depth_image_rect"
 DEPTH_TS_KEY = "davis/left/depth_image_rect_ts"
 IMAGE_KEY = "davis/{side}/image_raw"
+
+MAX_SPAN_S = 1e12
+"""Largest time (s) between a stream's first and any other event that the int64 microsecond clock of
+the windows represents safely; a stray timestamp within it costs nothing (windows are computed), one
+beyond it is an InputError."""
 
 BLOCK_ROWS = 1 << 16
 """Rows per cached block of an events dataset (2 MiB of float64 x 4)."""
@@ -416,8 +424,21 @@ class EventColumn:
             row = b * self.block_rows + e
         return out[:k]
 
-    def last_time(self) -> float:
-        return float(read_item(self.ds, (self.n - 1, 2), what=self.where))
+    def time_us(self, row: int) -> int:
+        """Time of one row in us from t0 (InputError when it is not finite or so far from t0 that the
+        microsecond clock would overflow: a corrupt timestamp)."""
+        raw = float(read_item(self.ds, (row, 2), what=self.where))
+        if not np.isfinite(raw):
+            raise InputError(
+                f"{self.where} holds a non-finite time at row {row}", source=self.ds.file.filename
+            )
+        if abs(raw - self.t0) > MAX_SPAN_S:
+            raise InputError(
+                f"{self.where} row {row} is stamped {raw - self.t0:.3g} s from the first event (more than "
+                f"{MAX_SPAN_S:.0e} s: a corrupt timestamp?)",
+                source=self.ds.file.filename,
+            )
+        return int(_times_us(np.array([[0.0, 0.0, raw, 0.0]]), self.t0)[0])
 
 
 # ----------------------------------------------------------------------------------------- sequences
@@ -449,12 +470,14 @@ class MVSECSequence:
         window_us: int = WINDOW_US,
         rectify: bool = True,
         require_gt: bool = False,
+        gt_convention: str = "exact",
     ):
         self.root = Path(root)
         self.name = sequence
         self.scene = scene_of(sequence)
         self.window_us = int(window_us)
         self.rectify = rectify
+        self.gt_convention = check_gt_convention(gt_convention)
         self.data_path, self.gt_path = find_sequence_files(self.root, sequence)
         if require_gt and self.gt_path is None:
             raise InputError(
@@ -462,6 +485,7 @@ class MVSECSequence:
                 source=str(self.data_path.parent),
             )
         self._files: list[h5py.File] = []
+        self._span: tuple[int, int] | None = None
         try:
             self._open()
         except BaseException:
@@ -494,6 +518,12 @@ class MVSECSequence:
                     source=str(self.data_path),
                 )
         first = {s: float(read_item(ev[s], (0, 2), what=EVENTS_KEY.format(side=s))) for s in ev}
+        for s, t in first.items():
+            if not np.isfinite(t):
+                raise InputError(
+                    f"'{EVENTS_KEY.format(side=s)}' holds a non-finite time at row 0",
+                    source=str(self.data_path),
+                )
         self.t0 = min(first.values())
         self.columns = {s: EventColumn(ev[s], self.t0) for s in ev}
         if self.rectify:
@@ -555,20 +585,44 @@ class MVSECSequence:
         return 0 if self.depth is None else int(self.depth.shape[0])
 
     def duration_us(self) -> int:
-        last = max(self.columns[s].last_time() for s in self.columns)
-        return int(np.rint((last - self.t0) * 1e6)) + 1
+        """From t0 to just after the last event of either camera."""
+        return max(c.time_us(c.n - 1) for c in self.columns.values()) + 1
+
+    def events_span_us(self) -> tuple[int, int]:
+        """[start, stop) in us from t0 where both cameras record: from the later first event to just
+        after the earlier last event (read once)."""
+        if self._span is None:
+            self._span = self._read_events_span()
+        return self._span
+
+    def _read_events_span(self) -> tuple[int, int]:
+        for side, c in self.columns.items():
+            if c.time_us(c.n - 1) < c.time_us(0):
+                raise InputError(
+                    f"'{EVENTS_KEY.format(side=side)}' is not sorted by time (its last event is earlier "
+                    "than its first)",
+                    source=str(self.data_path),
+                )
+        cols = self.columns.values()
+        return max(c.time_us(0) for c in cols), min(c.time_us(c.n - 1) for c in cols) + 1
+
+    def frames_with_events(self, frames: np.ndarray) -> np.ndarray:
+        """Which of these depth frames have a window that overlaps ``events_span_us``: a window wholly
+        before the first or after the last event holds no data to score (GT stamps past the end of the
+        event stream happen in damaged or cut recordings)."""
+        start, stop = self.events_span_us()
+        t_end = self.depth_t_end_us[np.asarray(frames, np.int64)]
+        return (t_end > start) & (t_end - self.window_us < stop)
 
     def events(self, side: str, t_start_us: int, t_end_us: int) -> np.ndarray:
         rx, ry = self._lut[side]
         return self.columns[side].events(t_start_us, t_end_us, rx, ry, self.rectify)
 
     def gt_disparity(self, frame: int) -> np.ndarray:
-        """fxB / depth as float32 (H, W), inf where depth is NaN, inf or not positive."""
-        depth = np.asarray(read_item(self.depth, frame, what=DEPTH_KEY), np.float32)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            disp = np.float32(self.fxb) / depth
-        disp[~(np.isfinite(depth) & (depth > 0))] = np.inf
-        return disp.astype(np.float32, copy=False)
+        """GT disparity float32 (H, W) under the sequence's convention, inf where invalid: fxB / depth
+        (exact), or round(7 fxB / depth) / 7 with >= 255/7 px invalid (ddes)."""
+        depth = read_item(self.depth, frame, what=DEPTH_KEY)
+        return gt_disparity(depth, self.fxb, self.gt_convention)
 
     def frame_window(self, frame: int, **kw) -> StereoWindow:
         """The example of one depth frame: events of the window ending at its timestamp, and GT."""
@@ -593,9 +647,10 @@ class MVSECSequence:
         return self._window(t_end - self.window_us, t_end, None, meta, **kw)
 
     def _window(self, t_start: int, t_end: int, gt, meta, **kw) -> StereoWindow:
+        first = first_event_us(t_start, self.gt_convention)
         return StereoWindow(
-            left=self.events("left", t_start, t_end),
-            right=self.events("right", t_start, t_end),
+            left=self.events("left", first, t_end),
+            right=self.events("right", first, t_end),
             t_start_us=t_start,
             t_end_us=t_end,
             sensor_size=self.sensor_size,
@@ -641,6 +696,7 @@ class MVSECSource(IndexedSource):
         order: str = "sorted",
         rectify: bool = True,
         max_disparity: int = MAX_DISPARITY,
+        gt_convention: str = "exact",
     ):
         modes = sum(x is not None for x in (sequence, split, frames))
         if modes != 1:
@@ -656,6 +712,7 @@ class MVSECSource(IndexedSource):
         self.rectify = rectify
         self.max_disparity = max_disparity
         self._seqs: dict[str, MVSECSequence] = {}
+        self.gt_convention = gt_convention
         self._plain = False
         self.split, self.subset = split, subset
         try:
@@ -667,7 +724,7 @@ class MVSECSource(IndexedSource):
             elif sequence is not None:
                 seq = self._sequence(sequence, require_gt=False)
                 if seq.has_gt:
-                    frames = [(sequence, f) for f in range(seq.n_frames)]
+                    frames = WindowRuns([(sequence, 0, seq.n_frames)])
                 else:
                     log.info(
                         "%s: no GT file, replaying back-to-back %d ms windows",
@@ -676,17 +733,18 @@ class MVSECSource(IndexedSource):
                     )
                     self._plain = True
                     n = -(-seq.duration_us() // self.window_us)
-                    frames = [(sequence, k) for k in range(n)]
+                    frames = WindowRuns([(sequence, 0, n)])  # computed, never listed: n can be 1e10
                 self.label = sequence
             else:
                 self.label = f"{len(frames)} frames"
-            if order == "sorted":
+            if order == "sorted" and not isinstance(frames, WindowRuns):
                 frames = sorted(frames)
-            self.items = list(frames)
+            self.items = frames
             if not self.items:
                 raise InputError("no windows to read (empty frame list)", source=str(self.root))
             if not self._plain:
                 self._check_frames()
+                self._drop_frames_without_events()
             first = self._sequence(self.items[0][0])
         except BaseException:
             self.close()
@@ -704,6 +762,7 @@ class MVSECSource(IndexedSource):
                 window_us=self.window_us,
                 rectify=self.rectify,
                 require_gt=bool(require_gt if require_gt is not None else not self._plain),
+                gt_convention=self.gt_convention,
             )
             if self._seqs:
                 ref = next(iter(self._seqs.values()))
@@ -718,8 +777,9 @@ class MVSECSource(IndexedSource):
 
     def _check_frames(self) -> None:
         need: dict[str, int] = {}
-        for s, f in self.items:
-            need[s] = max(need.get(s, -1), f)
+        for j in range(self.items.n_runs):
+            s, _, stop = self.items.run(j)
+            need[s] = max(need.get(s, -1), self.items[stop - 1][1])
         for s, top in need.items():
             seq = self._sequence(s)
             if top >= seq.n_frames:
@@ -728,9 +788,53 @@ class MVSECSource(IndexedSource):
                     source=str(seq.gt_path),
                 )
 
+    def _drop_frames_without_events(self) -> None:
+        """Skip, with a warning naming how many, the depth frames whose window lies wholly outside the
+        recorded events (they would be scored as if empty windows were data); InputError if none is
+        left."""
+        runs, dropped = [], {}
+        for j in range(self.items.n_runs):
+            name, a, b = self.items.run_frames(j)
+            seq = self._sequence(name)
+            frames = np.arange(a, b)
+            keep = seq.frames_with_events(frames)
+            dropped[name] = dropped.get(name, 0) + int((~keep).sum())
+            if keep.all():
+                runs.append((name, a, b))
+            else:
+                runs += [(name, int(f), int(f) + 1) for f in frames[keep]]
+        for name, n in dropped.items():
+            if n:
+                seq = self._sequence(name)
+                start, stop = seq.events_span_us()
+                log.warning(
+                    "%s: skipping %d depth frame(s) of %s whose %g ms window lies outside the recorded "
+                    "events (%.3f s to %.3f s after the first event); they hold no data to score",
+                    self.label, n, name, self.window_us / 1000, start * 1e-6, stop * 1e-6,
+                )
+        items = WindowRuns(runs)
+        if not len(items):
+            raise InputError(
+                f"{self.label}: no depth frame has events in its window (all {len(self.items)} lie outside "
+                "the recorded events; GT and events from different recordings?)",
+                source=str(self.root),
+            )
+        self.items = items
+
+    @property
+    def gt_convention(self) -> str:
+        """How GT and window edges are read: ``exact`` or ``ddes`` (see gt_convention.py)."""
+        return self._gt_convention
+
+    @gt_convention.setter
+    def gt_convention(self, name: str) -> None:
+        self._gt_convention = check_gt_convention(name)
+        for seq in self._seqs.values():
+            seq.gt_convention = name
+
     @property
     def sequences(self) -> list[str]:
-        return sorted({s for s, _ in self.items})
+        return sorted(self.items.run_keys())
 
     def _window(self, i: int, gap_before: bool) -> StereoWindow:
         name, f = self.items[i]
@@ -745,7 +849,8 @@ class MVSECSource(IndexedSource):
         return (f + 1) * self.window_us if self._plain else int(self._sequence(name).depth_t_end_us[f])
 
     def describe(self) -> str:
-        return f"MVSEC {self.label}: {len(self)} windows, " + super().describe()
+        gt = ", DDES GT convention" if self.gt_convention == "ddes" else ""
+        return f"MVSEC {self.label}: {len(self)} windows{gt}, " + super().describe()
 
     def close(self) -> None:
         for seq in self._seqs.values():

@@ -225,3 +225,45 @@ def make_recording(
     if calib is not None:
         write_calibration(root, scene_of(sequence), layout=calib)
     return Recording(root, sequence, data_path, gt_path, (n, n), n_frames)
+
+
+def make_split_recordings(
+    root: str | Path,
+    sequences: tuple[str, ...] = ("indoor_flying1", "indoor_flying2", "indoor_flying3"),
+    *,
+    rate: float = 300.0,
+    depth_m: float = 2.0,
+    seed: int = 0,
+) -> Path:
+    """Tiny stand-ins for the MVSEC sequences of splits 1 and 3, in MVSEC's layout, cheap to write.
+
+    Each sequence gets the depth frames its split ranges need (at 20 Hz), a constant depth plane (one
+    fill value: the file stays small), ``rate`` random events per second per camera and the example
+    calibration. Used by the tests that run the tools' MVSEC recipe end to end. Returns root.
+    """
+    from eventstereo.sources.mvsec import FRAME_FILTERS
+
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    scenes = set()
+    for seq in sequences:
+        n_frames = max(b for _, b in FRAME_FILTERS[seq].values()) + 1
+        seconds = n_frames / 20.0
+        sides = []
+        for _ in ("left", "right"):
+            n = int(rate * seconds)
+            ev = np.empty((n, 4))
+            ev[:, 0] = rng.integers(0, W, n)
+            ev[:, 1] = rng.integers(0, H, n)
+            ev[:, 2] = T_ROS0 + np.sort(rng.uniform(0.0, seconds, n))
+            ev[:, 3] = rng.choice([-1.0, 1.0], n)
+            sides.append(ev)
+        write_sequence(root, seq, *sides)
+        with h5py.File(root / f"{seq}_gt.hdf5", "w") as f:  # unwritten chunks read as the fill value
+            f.create_dataset("davis/left/depth_image_rect", shape=(n_frames, H, W), dtype=np.float32,
+                             chunks=(1, H, W), fillvalue=depth_m)
+            f["davis/left/depth_image_rect_ts"] = T_ROS0 + 0.05 * (np.arange(n_frames) + 1)
+        scenes.add(scene_of(seq))
+    for scene in sorted(scenes):
+        write_calibration(root, scene, layout="dir")
+    return root

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from eventstereo.snn import E_AC_PJ, E_MAC_PJ, EnergyReport, LIFNode, count_ops, energy_mj
+from eventstereo.snn import E_AC_PJ, E_MAC_PJ, EnergyReport, LIFNode, ReLUNode, count_ops, energy_mj
 from eventstereo.snn.energy import dense_ops
 
 
@@ -30,13 +30,98 @@ def test_dense_ann_counts_macs_only():
 def test_spike_fed_layer_counts_rate_times_T_times_ops_additions():
     conv = nn.Conv2d(4, 6, 3, padding=1, bias=False)
     x = torch.zeros(1, 4, 8, 8)
-    x.view(-1)[::4] = 1.0  # firing rate exactly 0.25
-    (o,) = count_ops(conv, x, timesteps=5)
+    x.view(-1)[::4] = 1.0  # the LIF fires exactly there: firing rate 0.25
+    _, o = count_ops(nn.Sequential(nn.Conv2d(4, 4, 1), LIFNode(theta=0.5), conv), x, timesteps=5)
+    (only,) = count_ops(nn.Sequential(LIFNode(theta=0.5), conv), x, timesteps=5)
     dense = 6 * 8 * 8 * 4 * 9
-    assert o.name == "Conv2d" and o.spike_fed and o.input_rate == 0.25
-    assert o.dense_ops == dense and o.macs == 0
-    assert o.adds == 0.25 * 5 * dense
-    assert o.energy_pj == pytest.approx(0.9 * 0.25 * 5 * dense)
+    assert only.name == "1" and only.spike_fed and only.input_rate == 0.25
+    assert only.dense_ops == dense and only.macs == 0
+    assert only.adds == 0.25 * 5 * dense
+    assert only.energy_pj == pytest.approx(0.9 * 0.25 * 5 * dense)
+    assert o.spike_fed and o.dense_ops == dense
+
+
+def _first_layer_net():
+    torch.manual_seed(2)
+    return nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), LIFNode(theta=0.1), nn.Conv2d(4, 4, 3, padding=1),
+                         ReLUNode(), nn.Conv2d(4, 3, 1), LIFNode(theta=0.1), nn.Flatten(),
+                         nn.Linear(3 * 6 * 6, 2))
+
+
+@pytest.mark.parametrize("window", ["empty", "on_only", "signed"])
+def test_spike_fed_follows_position_and_input_type_never_the_values(window):
+    """An all-zero or ON-only SBT frame holds only 0 and 1, yet it is the real-valued input of the first
+    layer: its MACs must not vanish. A layer after a ReLU multiplies even when the ReLU outputs only
+    zeros; a layer after a spiking neuron adds."""
+    x = {"empty": torch.zeros(1, 2, 6, 6), "on_only": (torch.rand(1, 2, 6, 6) < 0.3).float(),
+         "signed": torch.randint(-1, 2, (1, 2, 6, 6)).float()}[window]
+    ops = count_ops(_first_layer_net(), x, timesteps=3)
+    assert [(o.name, o.spike_fed) for o in ops] == [("0", False), ("2", True), ("4", False), ("7", True)]
+    first = ops[0]
+    assert first.macs == 3 * first.dense_ops == 3 * 4 * 36 * 2 * 9 and first.adds == 0
+    assert ops[2].macs == 3 * ops[2].dense_ops  # after the ReLU
+    assert ops[1].adds == pytest.approx(ops[1].input_rate * 3 * ops[1].dense_ops) and ops[1].macs == 0
+
+
+def test_spikes_stay_spikes_through_moves_and_become_real_through_arithmetic():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lif = LIFNode(theta=0.1)
+            self.moved = nn.Conv2d(8, 2, 3)
+            self.scaled = nn.Conv2d(4, 2, 3)
+
+        def forward(self, x):
+            s = self.lif(x)
+            volume = s.new_zeros(1, 8, 6, 6)
+            volume[:, :4] = s
+            volume[:, 4:, :, 1:] = s[..., :-1]  # a shifted copy, as a cost volume builds
+            moved = torch.nn.functional.pad(torch.cat([volume[:, :4], volume[:, 4:]], 1), (1, 1, 1, 1))
+            return self.moved(moved).sum() + self.scaled(s * 0.5).sum()
+
+    moved, scaled = count_ops(Net(), torch.randn(1, 4, 6, 6))
+    assert moved.spike_fed and moved.macs == 0
+    assert not scaled.spike_fed and scaled.adds == 0
+
+
+def test_stereo_model_on_an_empty_window_keeps_the_stems_macs():
+    from eventstereo.model import build_stereo_model
+    from eventstereo.snn import reset_net
+
+    class Step(nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, left, right):
+            return self.model.step(left, right)
+
+    torch.manual_seed(0)
+    net = Step(build_stereo_model(filter_multiplier=1, max_disparity=12).eval())
+    shape = (1, net.model.in_channels, 36, 48)
+    rich = (torch.randint(-1, 2, shape).float(), torch.randint(-1, 2, shape).float())
+    binary: dict[str, bool] = {}
+
+    def by_value(module, inputs, out):  # what the old, value-based rule decided
+        x = inputs[0]
+        binary[names[module]] = binary.get(names[module], True) and bool(((x == 0) | (x == 1)).all())
+
+    names = {m: n for n, m in net.named_modules() if isinstance(m, (nn.Conv2d, nn.Conv3d, nn.Linear))}
+    handles = [m.register_forward_hook(by_value) for m in names]
+    reset_net(net)
+    with torch.no_grad():
+        net(*rich)
+    for h in handles:
+        h.remove()
+    reset_net(net)
+    ops = count_ops(net, rich)
+    # on an ordinary window, provenance agrees with the values everywhere: spikes are what feeds the layers
+    assert {o.name: o.spike_fed for o in ops} == binary
+    reset_net(net)
+    empty = count_ops(net, (torch.zeros(shape), torch.zeros(shape)))
+    stems = [o for o in empty if o.name.startswith("model.feature.stem0")]
+    assert stems and all(not o.spike_fed and o.macs == o.dense_ops > 0 for o in stems)
+    assert [o.spike_fed for o in empty] == [o.spike_fed for o in ops]
 
 
 def test_mixed_network_detection_override_and_report():
@@ -78,8 +163,10 @@ def test_multiple_calls_and_errors():
         def forward(self, a, b):
             return self.lin(a) + self.lin(b)
 
-    (o,) = count_ops(Twice(), (x[:1], x[1:]))
-    assert o.dense_ops == 2 * 12 and o.input_rate == pytest.approx(0.625) and o.adds == pytest.approx(15)
+    (o,) = count_ops(Twice(), (x[:1], x[1:]))  # the model's inputs are real values, even all-0/1 ones
+    assert o.dense_ops == 2 * 12 and o.input_rate == pytest.approx(0.625) and o.macs == 24 and o.adds == 0
+    (o,) = count_ops(Twice(), (x[:1], x[1:]), spike_fed={"lin": True})
+    assert o.adds == pytest.approx(15) and o.macs == 0
     with pytest.raises(TypeError):
         dense_ops(nn.ReLU(), torch.zeros(1))
     with pytest.raises(ValueError):

@@ -153,6 +153,34 @@ def test_sequence_without_disparity_replays_back_to_back(tmp_path):
     assert n_right == len(expected(info["events"]["right"], begin, 10**12, T_LEFT)[0])
 
 
+def test_back_to_back_windows_are_computed_not_listed(tmp_path):
+    rng = np.random.default_rng(2)
+    root = tmp_path / "stray"
+    seq = root / "test" / SEQ
+    build_sequence(seq, rng, with_disparity=False)
+    x, y, t, p = make_events(rng, 50, T_LEFT, T_LEFT + 400_000)
+    t[-1] = T_LEFT + 300_000_000  # one stray event 300 s later: 6000 windows, almost all empty
+    write_events_h5(seq / "events" / "left" / "events.h5", x, y, t, p, t_offset=T_LEFT)
+    with DSECSource(root, SEQ, subset="test") as src:
+        assert src.items.n_runs == 1 and len(src) >= 5999
+        last = src.read_window(len(src) - 1)
+        assert last.t_end_us > 300_000_000 and len(last.left) == 1 and len(last.right) == 0
+        src.seek(last.t_start_us + 1)  # window n - 2 ends at last.t_start_us
+        assert next(iter(src)).index == len(src) - 1
+        assert src.read_window(0).t_start_us >= int(t[0]) - T_LEFT
+
+
+def test_disparity_frames_outside_the_events_are_skipped_with_a_warning(tmp_path, caplog):
+    root = tmp_path / "late_gt"
+    info = build_sequence(root / "train" / SEQ, np.random.default_rng(3), n_frames=8)  # events end at 0.5 s
+    with caplog.at_level("WARNING", logger="eventstereo.sources.dsec"), DSECSource(root, SEQ) as src:
+        frames = [src.read_window(i).meta["frame"] for i in range(len(src))]
+    assert frames == [1, 2, 3, 4, 5]  # frame 5's window starts at 0.45 s, frame 6's at 0.55 s
+    assert info["stamps"][6] - 50_000 > max(info["events"][s][2][-1] for s in ("left", "right"))
+    assert "skipping 3 of 8 disparity frame(s)" in caplog.text
+    assert "1 start before both cameras record, 2 after the last event" in caplog.text
+
+
 # --------------------------------------------------------------------------------------------- bad input
 
 
@@ -179,6 +207,17 @@ def test_missing_dataset_named(broken):
     with h5py.File(seq / "events" / "left" / "events.h5", "a") as f:
         del f["events/t"]
     with pytest.raises(InputError, match="missing dataset 'events/t'"):
+        DSECSource(root, SEQ)
+
+
+def test_float_event_times_are_refused(broken):
+    root, seq = broken
+    with h5py.File(seq / "events" / "left" / "events.h5", "a") as f:
+        t = f["events/t"][()].astype(np.float64)
+        t[0] = np.nan
+        del f["events/t"]
+        f["events/t"] = t
+    with pytest.raises(InputError, match="events/t"):
         DSECSource(root, SEQ)
 
 

@@ -255,6 +255,159 @@ def test_unrectified_mode_keeps_raw_pixels(tiny):
         np.testing.assert_array_equal(w.left["x"], sel[:, 0].astype(int))
 
 
+# ------------------------------------------------------------------------------------ GT conventions
+
+
+def test_ddes_convention_quantises_known_depths_and_marks_255_invalid(tmp_path, calib_dir):
+    fxb = FXB["indoor_flying"]
+    cols = {  # depth (m) -> the disparity DDES's uint8 code reads back as
+        0: (2.0, round(7 * fxb / 2.0) / 7),  # 69.79 -> 70 -> 10.0 px
+        1: (7 * fxb / 100.4, 100 / 7),  # rounds down to the 1/7 step
+        2: (7 * fxb / 254.4, 254 / 7),  # the largest valid code (36.29 px)
+        3: (7 * fxb / 255.0, np.inf),  # code 255 is DDES's invalid mark
+        4: (0.5, np.inf),  # 39.9 px: beyond 255/7
+        5: (np.nan, np.inf),
+        6: (0.0, np.inf),
+    }
+    depth = np.full((2, H, W), 3.0, np.float32)
+    for c, (d, _) in cols.items():
+        depth[:, :, c] = d
+    root = tmp_path / "ddes"
+    copy_calib(calib_dir, root)
+    rng = np.random.default_rng(8)
+    write_sequence(root, SEQ, random_events(rng, 200, 0, 0.1), random_events(rng, 200, 0, 0.1),
+                   depth=depth, depth_ts=T_ROS0 + 0.05 * np.arange(1, 3))
+    with MVSECSource(root, sequence=SEQ, gt_convention="ddes") as src:
+        assert "DDES" in src.describe()
+        gt = src.read_window(1).gt_disparity
+        src.gt_convention = "exact"
+        exact = src.read_window(1).gt_disparity
+    assert gt.dtype == np.float32
+    for c, (_, want) in cols.items():
+        np.testing.assert_allclose(gt[:, c], np.float32(want), rtol=1e-6, err_msg=f"column {c}")
+    np.testing.assert_allclose(exact[:, 0], fxb / 2.0, rtol=1e-6)  # exact keeps the float
+    assert np.isfinite(exact[:, 4]).all()  # 39.9 px is valid GT without the uint8 limit
+    steps = gt[np.isfinite(gt)] * 7
+    np.testing.assert_allclose(steps, np.rint(steps), atol=1e-4)  # every valid value is k / 7
+    with pytest.raises(InputError, match="--gt-convention must be one of exact, ddes"):
+        MVSECSource(root, sequence=SEQ, gt_convention="ddse")
+
+
+def test_ddes_convention_drops_the_event_at_the_window_start(tiny):
+    t_edge = int(np.rint((T_ROS0 + 0.1 - tiny["t0"]) * 1e6))  # the start of window 2 exactly
+    with MVSECSource(tiny["root"], sequence=SEQ) as exact_src, \
+            MVSECSource(tiny["root"], sequence=SEQ, gt_convention="ddes") as ddes_src:
+        exact, ddes = exact_src.read_window(2), ddes_src.read_window(2)
+        assert exact.t_start_us == ddes.t_start_us == t_edge and exact.t_end_us == ddes.t_end_us
+        assert np.any(exact.left["t"] == t_edge) and not np.any(ddes.left["t"] == t_edge)
+        np.testing.assert_array_equal(ddes.left, exact.left[exact.left["t"] > t_edge])
+        assert ddes.left["t"].min() > ddes.t_start_us and ddes.left["t"].max() < ddes.t_end_us
+        # the event is in no DDES window (the previous one ends before it)
+        assert not np.any(ddes_src.read_window(1).left["t"] == t_edge)
+
+
+# ------------------------------------------------------------------------------------- window lists
+
+
+def test_a_stray_timestamp_without_gt_makes_1e10_windows_computed_not_listed(tmp_path, calib_dir):
+    import tracemalloc
+
+    root = tmp_path / "stray"
+    copy_calib(calib_dir, root)
+    rng = np.random.default_rng(9)
+    left = random_events(rng, 300, 0.0, 0.2)
+    left[0] = [5, 6, -5.0, 1.0]  # one event at t = -5 s: 1.5e9 s before the rest
+    write_sequence(root, SEQ, left, random_events(rng, 300, 0.0, 0.2))
+    with MVSECSource(root, sequence=SEQ) as src:
+        src.read_window(0)  # loads the compiled readers outside the trace (numba's cache loads are slow)
+    tracemalloc.start()
+    try:
+        with MVSECSource(root, sequence=SEQ) as src:
+            n = len(src)
+            span_us = int(np.rint((left[-1, 2] - left[0, 2]) * 1e6)) + 1
+            assert n == -(-span_us // 50_000) and n > 10**10
+            assert src.items.n_runs == 1 and src.items[n - 1] == (SEQ, n - 1)
+            assert len(src.read_window(0).left) == 1  # the stray event, alone
+            last = src.read_window(n - 1)
+            assert len(last.left) > 0 and not src.read_window(n - 2).gap_before
+            src.seek(last.t_end_us - 1)
+            it = iter(src)  # (not list(src): list() would size itself by len())
+            w = next(it)
+            assert w.index == n - 1 and w.gap_before
+            assert next(it, None) is None
+            assert src.sequences == [SEQ] and "windows" in src.describe()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 256 * 2**20, f"peak {peak / 2**20:.1f} MiB"  # one byte per window would be 30 GB
+
+
+@pytest.mark.parametrize("row,value,message", [
+    (0, np.nan, "non-finite time at row 0"),
+    (-1, np.inf, "non-finite time at row 299"),
+    (-1, 1e13, r"row 299 is stamped 1e\+13 s from the first event"),
+])
+def test_unusable_first_or_last_timestamps_are_named(tmp_path, calib_dir, row, value, message):
+    root = tmp_path / "badtime"
+    copy_calib(calib_dir, root)
+    rng = np.random.default_rng(11)
+    left = random_events(rng, 300, 0.0, 0.2)
+    left[row, 2] = value
+    with np.errstate(invalid="ignore"):  # (the writer's image stamps span the bad time too)
+        write_sequence(root, SEQ, left, random_events(rng, 300, 0.0, 0.2))  # no GT: windows from the span
+    with pytest.raises(InputError, match=message):
+        MVSECSource(root, sequence=SEQ)
+
+
+def test_window_runs_index_like_the_list_they_stand_for():
+    from eventstereo.sources.base import WindowRuns
+
+    pairs = [("a", 3), ("a", 4), ("a", 5), ("b", 0), ("a", 9), ("a", 10), ("b", 1), ("b", 2)]
+    runs = WindowRuns.from_pairs(pairs)
+    assert len(runs) == 8 and runs.n_runs == 4 and list(runs) == pairs
+    assert [runs[i] for i in range(-8, 8)] == pairs + pairs
+    assert runs.run(2) == ("a", 4, 6) and runs.run_keys() == ["a", "b"]
+    with pytest.raises(IndexError):
+        runs[8]
+    assert list(WindowRuns([("s", 0, 0), ("s", 2, 4)])) == [("s", 2), ("s", 3)]
+
+
+def _events_between(rng, n, t_a, t_b):
+    ev = random_events(rng, n, t_a, t_b)
+    ev[0, 2], ev[-1, 2] = T_ROS0 + t_a, T_ROS0 + t_b  # exact first and last times
+    return ev
+
+
+def test_depth_frames_outside_the_events_are_skipped_with_a_warning(tmp_path, calib_dir, caplog):
+    root = tmp_path / "gt_past_events"
+    copy_calib(calib_dir, root)
+    rng = np.random.default_rng(10)
+    # events from 0.12 s to 0.21 s; depth stamped every 50 ms from 0.05 s to 0.5 s
+    write_sequence(root, SEQ, _events_between(rng, 300, 0.12, 0.21), _events_between(rng, 300, 0.12, 0.21),
+                   depth=tiny_depth(10), depth_ts=T_ROS0 + 0.05 * np.arange(1, 11))
+    with caplog.at_level("WARNING", logger="eventstereo.sources.mvsec"), \
+            MVSECSource(root, sequence=SEQ) as src:
+        # kept: windows ending 0.15, 0.20, 0.25 s (the last starts at 0.20 s, before the 0.21 s event)
+        assert [src.read_window(i).meta["frame"] for i in range(len(src))] == [2, 3, 4]
+        assert all(len(w.left) and len(w.right) for w in (src.read_window(i) for i in range(3)))
+    assert "skipping 7 depth frame(s) of indoor_flying1" in caplog.text
+    assert "outside the recorded events" in caplog.text
+    late = tmp_path / "gt_all_after"
+    copy_calib(calib_dir, late)
+    write_sequence(late, SEQ, _events_between(rng, 50, 0.0, 0.1), _events_between(rng, 50, 0.0, 0.1),
+                   depth=tiny_depth(3), depth_ts=T_ROS0 + 5.0 + 0.05 * np.arange(3))
+    with pytest.raises(InputError, match="no depth frame has events in its window"):
+        MVSECSource(late, sequence=SEQ)
+    backwards = _events_between(rng, 50, 0.0, 0.3)
+    backwards[-1, 2] = T_ROS0 - 1.0  # the last event earlier than the first
+    root_b = tmp_path / "backwards"
+    copy_calib(calib_dir, root_b)
+    write_sequence(root_b, SEQ, backwards, _events_between(rng, 50, 0.0, 0.3), depth=tiny_depth(3),
+                   depth_ts=T_ROS0 + 0.05 * np.arange(1, 4))
+    with pytest.raises(InputError, match="davis/left/events' is not sorted by time"):
+        MVSECSource(root_b, sequence=SEQ)
+
+
 # ----------------------------------------------------------------------------------------- calibration
 
 

@@ -46,3 +46,49 @@ def test_combine_weights_by_window_count():
     assert out["windows"] == 6 and out["gt_windows"] == 4
     assert out["one_pa"] == pytest.approx(80.0)
     assert out["windows_per_s"] == pytest.approx((2 + 12 + 2) / 6)
+
+
+@pytest.fixture(scope="module")
+def tiny_mvsec_split1(tmp_path_factory):
+    from eventstereo.sources.mvsec_synth import make_split_recordings
+
+    return make_split_recordings(tmp_path_factory.mktemp("mvsec_split1"), ("indoor_flying1",))
+
+
+def test_ddes_convention_prints_the_papers_metrics_beside_the_published_rows(tiny_mvsec_split1, tmp_path,
+                                                                            capsys):
+    from eventstereo.sources.mvsec import FXB
+
+    torch.manual_seed(0)
+    model = tmp_path / "m.safetensors"
+    save_model(model, build_stereo_model(filter_multiplier=1, max_disparity=8), sbt_settings=SBTSettings(),
+               provenance={})
+    base = ["--source", "mvsec", "--root", str(tiny_mvsec_split1), "--split", "1", "--subset", "test",
+            "--model", str(model), "--windows", "2", "--json", "--no-rates"]
+    results = {}
+    for convention in ("exact", "ddes"):
+        assert _tool().main(base + ["--gt-convention", convention]) == 0
+        out = capsys.readouterr().out.splitlines()
+        results[convention] = json.loads(out[-1])
+        assert results[convention]["gt_convention"] == convention
+        if convention == "ddes":
+            rows = {line.split()[0]: line.split()[1:] for line in out if line[:1].isalpha()}
+            assert rows["SpikeDHS-Stereo+HNS"] == ["14.6", "5.9", "0.53", "92.4"]
+            assert rows["DDES"] == ["16.7", "6.8", "0.59", "89.4"]
+            assert len(rows["this"]) == 5  # "this model": "model" + the four metrics
+            assert any(line.startswith("note: the published rows") for line in out)  # 2 windows only
+    ddes, exact = results["ddes"], results["exact"]
+    assert ddes["published"]["DDES"]["one_pa"] == 89.4 and "published" not in exact
+    for key in ("mde_cm", "median_depth_err_cm", "mean_disp_err", "one_pa"):
+        assert math.isfinite(ddes[key])
+    # constant 2 m depth: exact GT is fxB / 2, DDES's is round(7 fxB / 2) / 7 = 10 px; the untrained
+    # model predicts below both everywhere, so its mean error moves by exactly the difference
+    assert ddes["mean_disp_err"] - exact["mean_disp_err"] == pytest.approx(10.0 - FXB["indoor_flying"] / 2,
+                                                                           abs=1e-4)
+
+
+def test_ddes_convention_needs_the_mvsec_source(capsys):
+    with pytest.raises(SystemExit) as e:
+        _tool().main(["--gt-convention", "ddes"])
+    assert e.value.code == 2
+    assert "--gt-convention ddes applies to --source mvsec, not synthetic" in capsys.readouterr().err

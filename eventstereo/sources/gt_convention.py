@@ -1,0 +1,90 @@
+"""Ground-truth conventions for MVSEC: our exact float GT, or the one the published tables were scored on.
+
+The stereo papers (DDES and those that compare with it) evaluate on GT made by DDES's MVSEC converter
+(REFERENCE §2 "DDES converter convention"). It differs from ours in two ways:
+
+- GT disparity is stored as uint8 ``round(7 fxB / depth)``, so it is quantised to 1/7 px, and 255 marks
+  invalid: disparities of 255/7 px (about 36.4 px) and above, and NaN/inf/non-positive depth, are not
+  scored. Read back: value / 7, 255 -> inf.
+- A window's events are those strictly inside (start, end), so an event exactly at the window start is
+  not in it (ours: [start, end), on the integer-microsecond clock either way).
+
+``exact`` (fxB / depth as float32, events in [start, end)) stays the default; ``ddes`` is for comparing
+with published numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from eventstereo.errors import InputError
+
+GT_CONVENTIONS = ("exact", "ddes")
+DDES_STEPS_PER_PX = 7
+DDES_INVALID = 255
+
+
+def check_gt_convention(name: str) -> str:
+    """The name, or InputError naming the choices."""
+    if name not in GT_CONVENTIONS:
+        raise InputError(f"--gt-convention must be one of {', '.join(GT_CONVENTIONS)}, not {name!r}")
+    return name
+
+
+def exact_disparity(depth: np.ndarray, fxb: float) -> np.ndarray:
+    """fxB / depth as float32 (H, W), inf where depth is NaN, inf or not positive."""
+    depth = np.asarray(depth, np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        disp = np.float32(fxb) / depth
+    disp[~(np.isfinite(depth) & (depth > 0))] = np.inf
+    return disp.astype(np.float32, copy=False)
+
+
+def ddes_disparity(depth: np.ndarray, fxb: float) -> np.ndarray:
+    """DDES's stored GT read back: round(7 fxB / depth) / 7 as float32, inf where the uint8 code is 255
+    (disparity >= 255/7 px) or the depth is NaN, inf or not positive."""
+    depth = np.asarray(depth, np.float64)
+    valid = np.isfinite(depth) & (depth > 0)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        code = np.rint(DDES_STEPS_PER_PX * fxb / np.where(valid, depth, 1.0))
+    valid &= code < DDES_INVALID
+    return np.where(valid, code / DDES_STEPS_PER_PX, np.inf).astype(np.float32)
+
+
+def gt_disparity(depth: np.ndarray, fxb: float, convention: str) -> np.ndarray:
+    """GT disparity of one depth frame under ``convention``."""
+    return ddes_disparity(depth, fxb) if convention == "ddes" else exact_disparity(depth, fxb)
+
+
+def first_event_us(t_start_us: int, convention: str) -> int:
+    """The earliest event time (integer us) a window starting at ``t_start_us`` takes: the start itself
+    (exact, [start, end)) or the microsecond after it (ddes, strictly after the start)."""
+    return t_start_us + 1 if convention == "ddes" else t_start_us
+
+
+def add_gt_convention_argument(parser: argparse.ArgumentParser) -> None:
+    """``--gt-convention {exact,ddes}`` for a tool, unless the parser's source options already have it."""
+    try:
+        parser.add_argument(
+            "--gt-convention",
+            choices=GT_CONVENTIONS,
+            default="exact",
+            help="mvsec: exact float GT (default), or ddes: the published tables' GT (1/7 px steps, "
+            ">= 255/7 px invalid, events strictly after the window start)",
+        )
+    except argparse.ArgumentError:  # the source registry defines it
+        pass
+
+
+def apply_gt_convention(source, convention: str) -> None:
+    """Make ``source`` read under ``convention``; InputError for a source without the option.
+
+    The MVSEC source reads lazily, so this holds for every window read afterwards.
+    """
+    check_gt_convention(convention)
+    if hasattr(source, "gt_convention"):
+        source.gt_convention = convention
+    elif convention != "exact":
+        raise InputError(f"--gt-convention {convention} applies to --source mvsec, not {source.name}")
