@@ -80,12 +80,15 @@ def test_play_pause_keeps_state_and_step_runs_one_window(win, qtbot):
 
 def test_seek_jumps_and_resets_state(win, qtbot):
     qtbot.waitUntil(lambda: win.frames_drawn >= 1, timeout=TIMEOUT)
+    win.pause()
     win.playback.seek_to.setValue(5.0)
     win.playback.seek.click()
-    qtbot.waitUntil(lambda: win.last_frame is not None and win.last_frame.result.window.t_end_us > 5_000_000,
+    drawn = win.frames_drawn
+    win.playback.step.click()  # paused: exactly the first window after the seek comes through
+    qtbot.waitUntil(lambda: win.frames_drawn > drawn and win.last_frame.result.window.t_end_us > 5_000_000,
                     timeout=TIMEOUT)
-    first_after = win.last_frame.result
-    assert first_after.window.t_end_us < 6_000_000
+    r = win.last_frame.result
+    assert r.window.t_end_us == 5_050_000 and r.reset
     assert win.session.summary()["resets"] >= 2
 
 
