@@ -92,6 +92,24 @@ def test_seek_jumps_and_resets_state(win, qtbot):
     assert win.session.summary()["resets"] >= 2
 
 
+def test_speed_and_event_view_controls_reach_the_session_and_views(win, qtbot):
+    pb, vb = win.playback, win.view_box
+    pb.speed.setCurrentIndex(pb.speed.findData(1.0))
+    assert win.session.speed == 1.0
+    pb.speed.setCurrentIndex(0)
+    assert win.session.speed is None
+    vb.mode.setCurrentIndex(vb.mode.findData("sbt"))
+    vb.accumulate.setValue(2)
+    vb.bins.setValue(4)
+    drawn = win.frames_drawn
+    qtbot.waitUntil(lambda: win.frames_drawn >= drawn + 3, timeout=TIMEOUT)
+    assert win.left_view.levels == (-8.0, 8.0)  # 4 bins x 2 windows, fixed
+    frame = win.last_frame
+    assert np.abs(frame.left).max() <= 8.0 and frame.left.shape == (H, W)
+    vb.mode.setCurrentIndex(vb.mode.findData("onoff"))
+    vb.accumulate.setValue(1)
+
+
 @pytest.mark.parametrize("suffix", [".npz", ".h5"])
 def test_record_and_read_back(win, qtbot, tmp_path, suffix):
     path = tmp_path / f"rec{suffix}"
