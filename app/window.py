@@ -263,7 +263,18 @@ class MainWindow(QtWidgets.QMainWindow):
         self.worker = SessionWorker(self.session, self.maker, self.box, self.run_limit)
         self.worker.recorder = self.recorder
         self.worker.failed.connect(self.show_error)
+        self.worker.finished.connect(self._run_ended)
         self.worker.start()
+
+    def _run_ended(self) -> None:
+        """The source ran out (or failed): show Play, which starts it again from its current position."""
+        worker = self.sender()
+        if worker is not self.worker or self.run_limit is not None:
+            return
+        self.playing = False
+        self.playback.show_playing(False)
+        if not self.message.text():
+            self.note.setText("end of the source: Play runs it again")
 
     def _stop_session(self) -> None:
         if self.worker is not None:
