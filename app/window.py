@@ -332,7 +332,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.loaded is None:
             return False
         try:
-            self.recorder = Recorder(path, self.loaded.genotype.max_disparity, disparity_lut())
+            fps = 1e6 / self.loaded.sbt_settings.window_us  # one video frame per window: plays in real time
+            self.recorder = Recorder(path, self.loaded.genotype.max_disparity, disparity_lut(), fps=fps)
         except Exception as e:
             self.show_error(describe_error(e))
             return False
