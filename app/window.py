@@ -87,6 +87,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.draw_ms: deque = deque(maxlen=200)
         self.queue_ms: deque = deque(maxlen=200)
         self._unpainted = None  # the result drawn but not yet painted
+        self._step_ms: float | None = None  # smoothed model time per window (status line)
         self._build()
         self.timer = QtCore.QTimer(self)
         self.timer.setInterval(int(1000 / DRAW_HZ))
@@ -262,7 +263,18 @@ class MainWindow(QtWidgets.QMainWindow):
         self.worker = SessionWorker(self.session, self.maker, self.box, self.run_limit)
         self.worker.recorder = self.recorder
         self.worker.failed.connect(self.show_error)
+        self.worker.finished.connect(self._run_ended)
         self.worker.start()
+
+    def _run_ended(self) -> None:
+        """The source ran out (or failed): show Play, which starts it again from its current position."""
+        worker = self.sender()
+        if worker is not self.worker or self.run_limit is not None:
+            return
+        self.playing = False
+        self.playback.show_playing(False)
+        if not self.message.text():
+            self.note.setText("end of the source: Play runs it again")
 
     def _stop_session(self) -> None:
         if self.worker is not None:
@@ -320,7 +332,8 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.loaded is None:
             return False
         try:
-            self.recorder = Recorder(path, self.loaded.genotype.max_disparity, disparity_lut())
+            fps = 1e6 / self.loaded.sbt_settings.window_us  # one video frame per window: plays in real time
+            self.recorder = Recorder(path, self.loaded.genotype.max_disparity, disparity_lut(), fps=fps)
         except Exception as e:
             self.show_error(describe_error(e))
             return False
@@ -395,10 +408,13 @@ class MainWindow(QtWidgets.QMainWindow):
     def _update_status(self, frame: Frame) -> None:
         r = frame.result
         m = r.metrics
-        lat = sum(self.latencies) / max(len(self.latencies), 1)
+        lat = sum(self.latencies) / len(self.latencies) if self.latencies else math.nan
+        # the model's own rate (not counting pauses): the inverse of its recent time per window
+        step_ms = r.infer_ms if self._step_ms is None else 0.8 * self._step_ms + 0.2 * r.infer_ms
+        self._step_ms = step_ms
         self.status.setText(
-            f"t {r.window.t_end_us / 1e6:.2f} s  |  model {fmt(r.windows_per_s, '.1f')} win/s  |  "
-            f"display {fmt(self.display_rate.per_s(), '.1f')} fps  |  latency {lat:.0f} ms  |  "
+            f"t {r.window.t_end_us / 1e6:.2f} s  |  model {fmt(1000 / max(step_ms, 1e-3), '.1f')} win/s  |  "
+            f"display {fmt(self.display_rate.per_s(), '.1f')} fps  |  latency {fmt(lat, '.0f', ' ms')}  |  "
             f"dropped {r.dropped}  |  energy {fmt(r.energy_mj, '.3f', ' mJ')}/win  |  "
             f"1PA {fmt(m.get('one_pa'), '.1f', ' %')}  |  MDE {fmt(m.get('mde_cm'), '.1f', ' cm')}  |  "
             f"rate {fmt(r.firing_rate, '.3f')}")

@@ -336,15 +336,11 @@ class StreamSession:
                     break
                 if item.generation != self._generation:
                     continue  # encoded before a seek
-                if not self._pace(item.window):
+                if not self._admit() or not self._pace(item.window):
                     break
                 reset = item.window.gap_before or item.generation != last_generation
                 last_generation = item.generation
-                result = self._infer(item, reset)
-                with self._turn:
-                    if self._paused and self._steps:
-                        self._steps -= 1
-                yield result
+                yield self._infer(item, reset)
         finally:
             self._stop.set()
             produced.close()
@@ -358,6 +354,18 @@ class StreamSession:
         with self._turn:
             self._turn.wait_for(lambda: self._stop.is_set() or not self._paused or self._steps > 0)
         return not self._stop.is_set()
+
+    def _admit(self) -> bool:
+        """Let the window in hand through: at once when playing, else for a granted step (which it
+        uses up), holding it until one comes; False once stopped. A window taken before a pause (or
+        already in inference) never uses a step granted afterwards."""
+        with self._turn:
+            self._turn.wait_for(lambda: self._stop.is_set() or not self._paused or self._steps > 0)
+            if self._stop.is_set():
+                return False
+            if self._paused:
+                self._steps -= 1
+        return True
 
     def _pace(self, window: StereoWindow) -> bool:
         """At a set speed, wait until the window's end is due on the wall clock; False once stopped."""

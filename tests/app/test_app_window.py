@@ -80,13 +80,34 @@ def test_play_pause_keeps_state_and_step_runs_one_window(win, qtbot):
 
 def test_seek_jumps_and_resets_state(win, qtbot):
     qtbot.waitUntil(lambda: win.frames_drawn >= 1, timeout=TIMEOUT)
+    win.pause()
     win.playback.seek_to.setValue(5.0)
     win.playback.seek.click()
-    qtbot.waitUntil(lambda: win.last_frame is not None and win.last_frame.result.window.t_end_us > 5_000_000,
+    drawn = win.frames_drawn
+    win.playback.step.click()  # paused: exactly the first window after the seek comes through
+    qtbot.waitUntil(lambda: win.frames_drawn > drawn and win.last_frame.result.window.t_end_us > 5_000_000,
                     timeout=TIMEOUT)
-    first_after = win.last_frame.result
-    assert first_after.window.t_end_us < 6_000_000
+    r = win.last_frame.result
+    assert r.window.t_end_us == 5_050_000 and r.reset
     assert win.session.summary()["resets"] >= 2
+
+
+def test_speed_and_event_view_controls_reach_the_session_and_views(win, qtbot):
+    pb, vb = win.playback, win.view_box
+    pb.speed.setCurrentIndex(pb.speed.findData(1.0))
+    assert win.session.speed == 1.0
+    pb.speed.setCurrentIndex(0)
+    assert win.session.speed is None
+    vb.mode.setCurrentIndex(vb.mode.findData("sbt"))
+    vb.accumulate.setValue(2)
+    vb.bins.setValue(4)
+    drawn = win.frames_drawn
+    qtbot.waitUntil(lambda: win.frames_drawn >= drawn + 3, timeout=TIMEOUT)
+    assert win.left_view.levels == (-8.0, 8.0)  # 4 bins x 2 windows, fixed
+    frame = win.last_frame
+    assert np.abs(frame.left).max() <= 8.0 and frame.left.shape == (H, W)
+    vb.mode.setCurrentIndex(vb.mode.findData("onoff"))
+    vb.accumulate.setValue(1)
 
 
 @pytest.mark.parametrize("suffix", [".npz", ".h5"])
