@@ -268,6 +268,7 @@ def test_ddes_convention_quantises_known_depths_and_marks_255_invalid(tmp_path, 
         4: (0.5, np.inf),  # 39.9 px: beyond 255/7
         5: (np.nan, np.inf),
         6: (0.0, np.inf),
+        7: (np.inf, 0.0),  # a point at infinity: disparity 0, a valid code in the converter
     }
     depth = np.full((2, H, W), 3.0, np.float32)
     for c, (d, _) in cols.items():
@@ -287,6 +288,7 @@ def test_ddes_convention_quantises_known_depths_and_marks_255_invalid(tmp_path, 
         np.testing.assert_allclose(gt[:, c], np.float32(want), rtol=1e-6, err_msg=f"column {c}")
     np.testing.assert_allclose(exact[:, 0], fxb / 2.0, rtol=1e-6)  # exact keeps the float
     assert np.isfinite(exact[:, 4]).all()  # 39.9 px is valid GT without the uint8 limit
+    assert np.isinf(exact[:, 7]).all()  # exact GT leaves infinite depth out
     steps = gt[np.isfinite(gt)] * 7
     np.testing.assert_allclose(steps, np.rint(steps), atol=1e-4)  # every valid value is k / 7
     with pytest.raises(InputError, match="--gt-convention must be one of exact, ddes"):
