@@ -311,7 +311,7 @@ def test_ddes_convention_drops_the_event_at_the_window_start(tiny):
 # ------------------------------------------------------------------------------------- window lists
 
 
-def test_a_stray_timestamp_without_gt_makes_1e10_windows_computed_not_listed(tmp_path, calib_dir):
+def test_a_stray_timestamp_without_gt_makes_1e10_windows_computed_not_listed(tmp_path, calib_dir, caplog):
     import tracemalloc
 
     root = tmp_path / "stray"
@@ -338,6 +338,7 @@ def test_a_stray_timestamp_without_gt_makes_1e10_windows_computed_not_listed(tmp
             assert w.index == n - 1 and w.gap_before
             assert next(it, None) is None
             assert src.sequences == [SEQ] and "windows" in src.describe()
+            assert "a stray timestamp is likely" in caplog.text
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
