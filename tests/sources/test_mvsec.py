@@ -295,6 +295,23 @@ def test_ddes_convention_quantises_known_depths_and_marks_255_invalid(tmp_path, 
         MVSECSource(root, sequence=SEQ, gt_convention="ddse")
 
 
+def test_gt_convention_option_for_tools_and_sources():
+    import argparse
+
+    from eventstereo.sources.gt_convention import add_gt_convention_argument, apply_gt_convention
+    from eventstereo.sources.synthetic import SyntheticConfig, SyntheticStereoSource
+
+    p = argparse.ArgumentParser()
+    add_gt_convention_argument(p)
+    add_gt_convention_argument(p)  # a parser whose source options already define it keeps theirs
+    assert p.parse_args([]).gt_convention == "exact"
+    assert p.parse_args(["--gt-convention", "ddes"]).gt_convention == "ddes"
+    with SyntheticStereoSource(SyntheticConfig(width=32, height=24), seed=0) as synth:
+        apply_gt_convention(synth, "exact")  # nothing to change
+        with pytest.raises(InputError, match="--gt-convention ddes applies to --source mvsec"):
+            apply_gt_convention(synth, "ddes")
+
+
 def test_ddes_convention_drops_the_event_at_the_window_start(tiny):
     t_edge = int(np.rint((T_ROS0 + 0.1 - tiny["t0"]) * 1e6))  # the start of window 2 exactly
     with MVSECSource(tiny["root"], sequence=SEQ) as exact_src, \
