@@ -8,8 +8,8 @@ per window, averaged over windows; with several seeds there is a row per seed an
     python tools/eval_stereo.py --seeds 1000-1009 --windows 25 --png eval.png
 
 For numbers comparable with the published MVSEC table, score on the GT the papers used (DDES's
-converter: 1/7 px steps, >= 255/7 px invalid, events strictly after the window start; README "GT
-conventions"); the paper's four metrics are then printed beside the published rows::
+converter: 1/7 px steps, >= 255/7 px invalid, events strictly after the window start; README "MVSEC
+ground truth"); the paper's four metrics are then printed beside the published rows::
 
     python tools/eval_stereo.py --source mvsec --root MVSEC --split 1 --subset test \
         --gt-convention ddes --model M.safetensors --json

@@ -7,7 +7,7 @@ Examples::
     # one subset, or one sequence, into one file
     python tools/prepare_mvsec.py --root MVSEC --split 1 --subset train --out split1_train.h5
     python tools/prepare_mvsec.py --root MVSEC --sequence indoor_flying1 --out flying1.h5
-    # GT and window edges as the published tables were scored (1/7 px steps; README "GT conventions")
+    # GT and window edges as the published tables were scored (1/7 px steps; README "MVSEC ground truth")
     python tools/prepare_mvsec.py --root MVSEC --split 1 --gt-convention ddes --out DIR
     # any other source the registry knows
     python tools/prepare_mvsec.py --source synthetic --seed 3 --max-windows 200 --out synth3.h5

@@ -4,7 +4,7 @@ The stereo papers (DDES and those that compare with it) evaluate on GT made by D
 (REFERENCE §2 "DDES converter convention"). It differs from ours in two ways:
 
 - GT disparity is stored as uint8 ``round(7 fxB / depth)``, so it is quantised to 1/7 px, and 255 marks
-  invalid: disparities of 255/7 px (about 36.4 px) and above, and NaN/inf/non-positive depth, are not
+  invalid: disparities of 255/7 px (about 36.4 px) and above, and missing (NaN) or zero depth, are not
   scored. Read back: value / 7, 255 -> inf.
 - A window's events are those strictly inside (start, end), so an event exactly at the window start is
   not in it (ours: [start, end), on the integer-microsecond clock either way).
@@ -43,14 +43,18 @@ def exact_disparity(depth: np.ndarray, fxb: float) -> np.ndarray:
 
 
 def ddes_disparity(depth: np.ndarray, fxb: float) -> np.ndarray:
-    """DDES's stored GT read back: round(7 fxB / depth) / 7 as float32, inf where the uint8 code is 255
-    (disparity >= 255/7 px) or the depth is NaN, inf or not positive."""
-    depth = np.asarray(depth, np.float64)
-    valid = np.isfinite(depth) & (depth > 0)
+    """DDES's stored GT read back: round(7 fxB / depth) / 7 as float32, inf where the uint8 code is 255.
+
+    Computed as the converter does (``tools/convert_mvsec.py`` of DDES: float32 arithmetic on the depth
+    image, ``round(7 |fxB| / (depth + 1e-15))``, code 255 for NaN, inf and codes >= 255), so ties round
+    the same way; a depth of 0 gives an infinite code (invalid) and an infinite depth a disparity of 0
+    (valid), as there. Negative depths, which the converter would wrap around in uint8, are invalid.
+    """
+    depth = np.asarray(depth, np.float32)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        code = np.rint(DDES_STEPS_PER_PX * fxb / np.where(valid, depth, 1.0))
-    valid &= code < DDES_INVALID
-    return np.where(valid, code / DDES_STEPS_PER_PX, np.inf).astype(np.float32)
+        code = np.rint(np.float32(DDES_STEPS_PER_PX * abs(fxb)) / (depth + np.float32(1e-15)))
+        valid = np.isfinite(code) & (code < DDES_INVALID) & (depth >= 0)
+    return np.where(valid, code / np.float32(DDES_STEPS_PER_PX), np.float32(np.inf)).astype(np.float32)
 
 
 def gt_disparity(depth: np.ndarray, fxb: float, convention: str) -> np.ndarray:

@@ -67,6 +67,9 @@ MAX_SPAN_S = 1e12
 the windows represents safely; a stray timestamp within it costs nothing (windows are computed), one
 beyond it is an InputError."""
 
+LONG_RECORDING_S = 86_400.0
+"""A recording whose events span more than this (a day) is reported: probably a stray timestamp."""
+
 BLOCK_ROWS = 1 << 16
 """Rows per cached block of an events dataset (2 MiB of float64 x 4)."""
 
@@ -734,6 +737,12 @@ class MVSECSource(IndexedSource):
                     self._plain = True
                     n = -(-seq.duration_us() // self.window_us)
                     frames = WindowRuns([(sequence, 0, n)])  # computed, never listed: n can be 1e10
+                    if seq.duration_us() > LONG_RECORDING_S * 1e6:
+                        log.warning(
+                            "%s: the events span %.4g s (%d windows); MVSEC recordings last minutes, so "
+                            "a stray timestamp is likely and most windows will be empty",
+                            sequence, seq.duration_us() * 1e-6, n,
+                        )
                 self.label = sequence
             else:
                 self.label = f"{len(frames)} frames"

@@ -268,6 +268,7 @@ def test_ddes_convention_quantises_known_depths_and_marks_255_invalid(tmp_path, 
         4: (0.5, np.inf),  # 39.9 px: beyond 255/7
         5: (np.nan, np.inf),
         6: (0.0, np.inf),
+        7: (np.inf, 0.0),  # a point at infinity: disparity 0, a valid code in the converter
     }
     depth = np.full((2, H, W), 3.0, np.float32)
     for c, (d, _) in cols.items():
@@ -287,10 +288,28 @@ def test_ddes_convention_quantises_known_depths_and_marks_255_invalid(tmp_path, 
         np.testing.assert_allclose(gt[:, c], np.float32(want), rtol=1e-6, err_msg=f"column {c}")
     np.testing.assert_allclose(exact[:, 0], fxb / 2.0, rtol=1e-6)  # exact keeps the float
     assert np.isfinite(exact[:, 4]).all()  # 39.9 px is valid GT without the uint8 limit
+    assert np.isinf(exact[:, 7]).all()  # exact GT leaves infinite depth out
     steps = gt[np.isfinite(gt)] * 7
     np.testing.assert_allclose(steps, np.rint(steps), atol=1e-4)  # every valid value is k / 7
     with pytest.raises(InputError, match="--gt-convention must be one of exact, ddes"):
         MVSECSource(root, sequence=SEQ, gt_convention="ddse")
+
+
+def test_gt_convention_option_for_tools_and_sources():
+    import argparse
+
+    from eventstereo.sources.gt_convention import add_gt_convention_argument, apply_gt_convention
+    from eventstereo.sources.synthetic import SyntheticConfig, SyntheticStereoSource
+
+    p = argparse.ArgumentParser()
+    add_gt_convention_argument(p)
+    add_gt_convention_argument(p)  # a parser whose source options already define it keeps theirs
+    assert p.parse_args([]).gt_convention == "exact"
+    assert p.parse_args(["--gt-convention", "ddes"]).gt_convention == "ddes"
+    with SyntheticStereoSource(SyntheticConfig(width=32, height=24), seed=0) as synth:
+        apply_gt_convention(synth, "exact")  # nothing to change
+        with pytest.raises(InputError, match="--gt-convention ddes applies to --source mvsec"):
+            apply_gt_convention(synth, "ddes")
 
 
 def test_ddes_convention_drops_the_event_at_the_window_start(tiny):
@@ -309,7 +328,7 @@ def test_ddes_convention_drops_the_event_at_the_window_start(tiny):
 # ------------------------------------------------------------------------------------- window lists
 
 
-def test_a_stray_timestamp_without_gt_makes_1e10_windows_computed_not_listed(tmp_path, calib_dir):
+def test_a_stray_timestamp_without_gt_makes_1e10_windows_computed_not_listed(tmp_path, calib_dir, caplog):
     import tracemalloc
 
     root = tmp_path / "stray"
@@ -336,6 +355,7 @@ def test_a_stray_timestamp_without_gt_makes_1e10_windows_computed_not_listed(tmp
             assert w.index == n - 1 and w.gap_before
             assert next(it, None) is None
             assert src.sequences == [SEQ] and "windows" in src.describe()
+            assert "a stray timestamp is likely" in caplog.text
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
