@@ -44,8 +44,8 @@ def make_events(x, y, t, p) -> np.ndarray:
         _first_nonfinite(name, a)
     for name, a, lo, hi in (("x", x, -(1 << 15), (1 << 15) - 1), ("y", y, -(1 << 15), (1 << 15) - 1),
                             ("t", t, -(1 << 62), 1 << 62)):
-        if n and a.dtype.kind != "b" and (a.min() < lo or a.max() > hi):
-            i = int(np.flatnonzero((a < lo) | (a > hi))[0])
+        if n and a.dtype.kind != "b" and (a.min().item() < lo or a.max().item() > hi):
+            i = int(np.flatnonzero([not lo <= v <= hi for v in a.tolist()])[0])
             raise InputError(f"event {i} has {name} = {a[i]}, beyond the range of event {name} values")
     ev = np.empty(n, dtype=EVENT_DTYPE)
     ev["x"], ev["y"], ev["t"] = x, y, t

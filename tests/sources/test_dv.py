@@ -391,7 +391,9 @@ def test_ctrl_c_stops_a_replay(damaged):
     import sys
     import time
 
-    code = (
+    code = (  # a shell started in the background makes children ignore SIGINT: restore a terminal's
+        "import signal\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "from eventstereo.sources.dv import AedatStereoSource\n"
         f"src = AedatStereoSource({str(damaged['good'])!r}, window_us=10_000)\n"
         "print('READY', flush=True)\n"
