@@ -19,11 +19,14 @@ of that volume (2C -> C' channels), by far the largest layer if evaluated as wri
 
 from __future__ import annotations
 
+import numba
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from eventstereo.model.ops import ConvBN, _bn_trains, _run_bn, call_forward_hooks
+from eventstereo.snn.fused import run_parallel
 
 
 def concat_volume(left: Tensor, right: Tensor, planes: int) -> Tensor:
@@ -49,12 +52,14 @@ def volume_conv3d(left: Tensor, right: Tensor, planes: int, weight: Tensor, bias
     right = right.contiguous(memory_format=torch.channels_last)
     # left half: one conv for the summed kernel and the two taps missing on the end planes
     a = F.conv2d(left, torch.cat([wl.sum(2), wl[:, :, 0], wl[:, :, 2]]), padding=1)
-    a_all, a_first_missing, a_last_missing = a.split(co, dim=1)
     # right half: each plane tap kd, evaluated at x0 = -1 .. w-1 (one extra column on the left)
     b = F.conv2d(F.pad(right, (2, 1, 1, 1)), torch.cat([wr[:, :, k] for k in range(3)]))
-    b = b.split(co, dim=1)
     # the right-most kernel column alone: what the border cut removes from the last output column
     edge = F.conv2d(right, torch.cat([wr[:, :, k, :, 2:3] for k in range(3)]), padding=(1, 0))
+    if _assemble_in_one_pass(a):
+        return _assemble_nb(a, b, edge, bias, planes)
+    a_all, a_first_missing, a_last_missing = a.split(co, dim=1)
+    b = b.split(co, dim=1)
     edge = edge.split(co, dim=1)
     if bias is not None:
         a_all = a_all + bias.view(1, -1, 1, 1)
@@ -74,6 +79,58 @@ def volume_conv3d(left: Tensor, right: Tensor, planes: int, weight: Tensor, bias
                 plane[..., src - 1 :] += b[k][..., : w - src + 1]
                 plane[..., w - 1] -= edge[k][..., w - src]
     return vol
+
+
+def _assemble_in_one_pass(a: Tensor) -> bool:
+    return (not torch.is_grad_enabled() and a.device.type == "cpu"
+            and a.dtype in (torch.float32, torch.float64))
+
+
+@numba.njit(nogil=True, cache=True, boundscheck=False)
+def _assemble_rows(A, B, E, bias, out, start, stop):  # pragma: no cover - compiled
+    """Rows [start, stop) of the (N * D * H) output rows of ``out`` (N, D, H, W, C'), channels innermost:
+    exactly the additions of the torch loop in :func:`volume_conv3d`, in its order, one pass."""
+    n_planes, h, w, co = out.shape[1], out.shape[2], out.shape[3], out.shape[4]
+    for row in range(start, stop):
+        n = row // (n_planes * h)
+        d = (row // h) % n_planes
+        y = row % h
+        for x in range(w):
+            o = out[n, d, y, x]
+            a = A[n, y, x]
+            for c in range(co):
+                v = a[c] + bias[c]
+                if d == 0:
+                    v -= a[co + c]
+                if d == n_planes - 1:
+                    v -= a[2 * co + c]
+                for k in range(3):
+                    src = d + k - 1
+                    if src < 0 or src >= n_planes or src > w:
+                        continue
+                    if src == 0:
+                        v += B[n, y, x + 1, k * co + c]
+                    elif x >= src - 1:
+                        v += B[n, y, x - src + 1, k * co + c]
+                        if x == w - 1:
+                            v -= E[n, y, w - src, k * co + c]
+                o[c] = v
+
+
+def _assemble_nb(a: Tensor, b: Tensor, edge: Tensor, bias: Tensor | None, planes: int) -> Tensor:
+    """The volume from the three conv results in one pass (inference on CPU): the torch loop adds 3 x D
+    shifted planes one kernel call each."""
+    n, co3, h, w = a.shape
+    co = co3 // 3
+    vol = a.new_empty(n, planes, h, w, co)
+    bias = a.new_zeros(co) if bias is None else bias.to(a.dtype)
+
+    def nhwc(t: Tensor) -> np.ndarray:
+        return t.detach().permute(0, 2, 3, 1).numpy()  # a view for the channels-last conv outputs
+
+    run_parallel(_assemble_rows, n * planes * h, w * co * 4, nhwc(a), nhwc(b), nhwc(edge),
+                 bias.detach().contiguous().numpy(), vol.numpy())
+    return vol.permute(0, 1, 4, 2, 3)
 
 
 class CostVolumeStem(ConvBN):

@@ -24,14 +24,16 @@ IMPLS = ("auto", "torch", "numba")
 
 @numba.njit(nogil=True, cache=True, boundscheck=False, error_model="numpy", fastmath=True)
 def _map_kernel(cost, disparities, radius, out, start, stop):  # pragma: no cover - compiled
-    """cost (P, D), disparities (D,) float64, out (P,): MAP disparity of pixel rows [start, stop).
+    """cost (R, W, D) (any strides: a cropped cost is read in place), disparities (D,) float64,
+    out (R, W): MAP disparity of the pixels [start, stop) in row-major order.
 
-    fastmath lets LLVM vectorise the max and the first-index search (two passes over a row in L1 beat
-    one branchy argmax); a NaN cost then gives an unspecified (but in-range) plane, not NaN.
+    fastmath lets LLVM vectorise the max and the first-index search (two passes over a pixel's planes
+    in L1 beat one branchy argmax); a NaN cost then gives an unspecified (but in-range) plane, not NaN.
     """
-    n_planes = cost.shape[1]
-    for i in range(start, stop):
-        row = cost[i]
+    n_planes = cost.shape[2]
+    for p in range(start, stop):
+        i, x = divmod(p, cost.shape[1])
+        row = cost[i, x]
         top = row[0]
         for k in range(1, n_planes):
             top = max(row[k], top)
@@ -46,7 +48,7 @@ def _map_kernel(cost, disparities, radius, out, start, stop):  # pragma: no cove
             e = exp_neg(np.float64(top) - np.float64(row[k]))  # exp(c_k - max), to ~3e-10 relative
             den += e
             num += e * disparities[k]
-        out[i] = num / den
+        out[i, x] = num / den
 
 
 def _map_torch(cost: torch.Tensor, disparities: torch.Tensor, radius: int) -> torch.Tensor:
@@ -64,9 +66,9 @@ def _map_torch(cost: torch.Tensor, disparities: torch.Tensor, radius: int) -> to
 def _map_numba(cost: torch.Tensor, disparities: torch.Tensor, radius: int) -> torch.Tensor:
     planes_last = cost.detach().movedim(-3, -1)  # (..., H, W, D): a view, contiguous for channels-last
     lead = planes_last.shape[:-1]
-    rows = planes_last.reshape(-1, planes_last.shape[-1])  # a view unless the layout forbids it
-    out = torch.empty(rows.shape[0], dtype=cost.dtype)
-    run_parallel(_map_kernel, rows.shape[0], rows.shape[1], rows.numpy(),
+    rows = planes_last.reshape(-1, *planes_last.shape[-2:])  # (R, W, D): a view unless the layout forbids
+    out = torch.empty(rows.shape[:2], dtype=cost.dtype)
+    run_parallel(_map_kernel, rows.shape[0] * rows.shape[1], rows.shape[2], rows.numpy(),
                  disparities.detach().to(torch.float64).numpy(), radius, out.numpy())
     return out.view(lead)
 

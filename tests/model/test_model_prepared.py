@@ -87,3 +87,22 @@ def test_transforms_of_a_weight_follow_its_version(planes):
         ref = conv_nd_up2(x, w, b, planes)
     torch.testing.assert_close(y2, ref, rtol=0, atol=0)
     assert not torch.allclose(y1, y2)
+
+
+@pytest.mark.parametrize("planes", [1, 2, 5, 9])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_one_pass_volume_assembly_equals_the_torch_loop_bit_for_bit(planes, dtype):
+    from eventstereo.model.costvolume import volume_conv3d
+
+    torch.manual_seed(planes)
+    left, right = torch.randn(2, 3, 4, 7, dtype=dtype), torch.randn(2, 3, 4, 7, dtype=dtype)
+    w, b = torch.randn(5, 6, 3, 3, 3, dtype=dtype), torch.randn(5, dtype=dtype)
+    with torch.enable_grad():
+        loop = volume_conv3d(left, right, planes, w, b)
+    with torch.no_grad():
+        fast = volume_conv3d(left, right, planes, w, b)
+        fast_nobias = volume_conv3d(left, right, planes, w, None)
+    with torch.enable_grad():
+        loop_nobias = volume_conv3d(left, right, planes, w, None)
+    assert torch.equal(fast, loop) and torch.equal(fast_nobias, loop_nobias)
+    assert fast.permute(0, 1, 3, 4, 2).is_contiguous()  # channels innermost, as the neuron reads it
