@@ -31,9 +31,11 @@ ROWS: dict[str, dict] = {
     "DGS stem": {"dgs_layers": ("stem",)},
     "HNS lambda 0": {"hns": True},
     "HNS lambda 0.05": {"hns": True, "energy_lambda": 0.05},
+    "HNS lambda 0.1": {"hns": True, "energy_lambda": 0.1},
     "HNS lambda 0.2": {"hns": True, "energy_lambda": 0.2},
+    "HNS lambda 0.5": {"hns": True, "energy_lambda": 0.5},
     "HNS lambda 1": {"hns": True, "energy_lambda": 1.0},
-    "TPS + HNS 0.05 + DGS": {"tps": True, "hns": True, "energy_lambda": 0.05, "dgs_layers": ("stem",)},
+    "TPS + HNS 0.2 + DGS": {"tps": True, "hns": True, "energy_lambda": 0.2, "dgs_layers": ("stem",)},
 }
 
 
