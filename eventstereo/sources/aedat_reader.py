@@ -52,6 +52,8 @@ def packet_offset(path: Path, ordinal: int) -> int | None:
             (header_size,) = struct.unpack("<I", f.read(4))
             offset = magic + 4 + header_size
             end = path.stat().st_size
+            if offset > end:
+                return None
             for _ in range(ordinal):
                 f.seek(offset + 4)
                 (size,) = struct.unpack("<I", f.read(4))

@@ -455,3 +455,15 @@ def test_replay_reads_every_compression_dv_writes(tmp_path, compression):
     for side, exp in (("left", left), ("right", right)):
         got = np.concatenate([getattr(w, side) for w in wins])
         assert np.array_equal(got["t"] + src.t_origin, exp["t"]) and np.array_equal(got["y"], exp["y"])
+
+
+def test_damaged_size_fields_name_no_impossible_offset(recording, tmp_path):
+    import struct
+
+    blob = bytearray(recording["path"].read_bytes())
+    struct.pack_into("<I", blob, 14, 0xFFFFFFF0)  # the header's own size field
+    bad = tmp_path / "hdr.aedat4"
+    bad.write_bytes(bytes(blob))
+    with pytest.raises(InputError, match=r"damaged or truncated AEDAT4 data in packet 0 \(") as e:
+        AedatStereoSource(bad)
+    assert "at byte" not in str(e.value)
