@@ -104,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
 def combine(rows: list[dict]) -> dict:
     """Overall metrics from per-source summaries: means over all windows with GT (weighted by count)."""
     n = sum(r["gt_windows"] for r in rows)
-    out = {"windows": sum(r["windows"] for r in rows), "gt_windows": n}
+    out = {"windows": sum(r["windows"] for r in rows), "gt_windows": n,
+           "nonfinite_examples": sum(r.get("nonfinite_examples", 0) for r in rows)}
     for key in {k for r in rows for k, v in r.items() if isinstance(v, float)}:
         if key in ("windows_per_s", "latency_ms", "firing_rate", "energy_mj", "seconds"):
             weights = [r["windows"] for r in rows]

@@ -52,6 +52,8 @@ def packet_offset(path: Path, ordinal: int) -> int | None:
             (header_size,) = struct.unpack("<I", f.read(4))
             offset = magic + 4 + header_size
             end = path.stat().st_size
+            if offset > end:
+                return None
             for _ in range(ordinal):
                 f.seek(offset + 4)
                 (size,) = struct.unpack("<I", f.read(4))
@@ -125,7 +127,8 @@ class AedatStreamReader:
         self._it = self._packets()
         self._pos = -1  # ordinal of the last packet taken from the decoder
         self._low = -(1 << 62)  # events before this time were dropped: an earlier request re-opens
-        self._buf: dict[int, list[np.ndarray]] = {s: [] for s in self.stream_ids}
+        # per stream, decoded packets in file order as (first t, last t, events, time-sorted?)
+        self._buf: dict[int, list[tuple[int, int, np.ndarray, bool]]] = {s: [] for s in self.stream_ids}
 
     def _needed_ordinal(self, b: int) -> int:
         """The last packet ordinal that may hold an event before ``b`` (in either stream)."""
@@ -135,6 +138,11 @@ class AedatStreamReader:
             if k:
                 need = max(need, int(idx.ordinals[k - 1]))
         return need
+
+    def _take(self, events: np.ndarray) -> tuple[int, int, np.ndarray, bool]:
+        t = events["t"]
+        ordered = bool(np.all(t[1:] >= t[:-1]))
+        return int(t[0] if ordered else t.min()), int(t[-1] if ordered else t.max()), events, ordered
 
     def events(self, stream_id: int, a: int, b: int, t0_us: int = 0) -> np.ndarray:
         """EVENT_DTYPE events of ``stream_id`` with a <= t < b (absolute us), times relative to ``t0_us``."""
@@ -149,11 +157,20 @@ class AedatStreamReader:
             self._pos = ordinal
             sid, ev = packet.get("stream_id"), packet.get("events")
             if sid in self._buf and ev is not None and len(ev):
-                self._buf[sid].append(ev)
+                self._buf[sid].append(self._take(ev))
         for sid, parts in self._buf.items():  # drop what ends before the window
-            self._buf[sid] = [p for p in parts if int(p["t"].max()) >= a]
+            if parts and parts[0][1] < a:
+                self._buf[sid] = [p for p in parts if p[1] >= a]
         self._low = a
-        parts = [p[(p["t"] >= a) & (p["t"] < b)] for p in self._buf[int(stream_id)]]
+        parts = []
+        for t_first, t_last, ev, ordered in self._buf[int(stream_id)]:
+            if t_first >= b or t_last < a:
+                continue
+            if ordered:
+                t = ev["t"]
+                parts.append(ev[np.searchsorted(t, a, "left"):np.searchsorted(t, b, "left")])
+            else:
+                parts.append(ev[(ev["t"] >= a) & (ev["t"] < b)])
         if not parts:
             return np.empty(0, EVENT_DTYPE)
         return _to_events(np.concatenate(parts), t0_us)

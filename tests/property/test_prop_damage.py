@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 HANG_GUARD_S = 60  # a hang guard, not a speed bound: a read of these files takes well under a second
 ROOT = Path(__file__).resolve().parents[2]
-SETTINGS = settings(max_examples=12, deadline=None, derandomize=True,
+SETTINGS = settings(max_examples=12, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 WORKER = r"""

@@ -13,7 +13,7 @@ from eventstereo.events import SBTSettings, encode_sbt, from_tonic, validate_eve
 from eventstereo.events.types import EVENT_DTYPE
 from eventstereo.sources.dv import StereoWindower
 
-SETTINGS = settings(max_examples=60, deadline=None, derandomize=True,
+SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 SENSOR = (16, 12)
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from eventstereo.runtime import stream_command
 
 TOOLS = Path(__file__).resolve().parents[2] / "tools"
-SETTINGS = settings(max_examples=80, deadline=None, derandomize=True,
+SETTINGS = settings(max_examples=80, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 NASTY = st.one_of(

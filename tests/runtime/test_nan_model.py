@@ -27,3 +27,18 @@ def test_nan_weights_score_zero_through_stream(tmp_path, capsys, recwarn):
     assert summary["one_pa"] == 0.0 and summary["one_pe"] == 100.0 and summary["two_pe"] == 100.0
     assert summary["mae"] is None and summary["rmse"] is None  # infinite: JSON has no inf
     assert summary["nonfinite_examples"] == 2
+
+
+def test_eval_overall_row_counts_nonfinite_windows_and_keeps_inf():
+    import importlib.util
+    import math
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "eval_stereo", Path(__file__).resolve().parents[2] / "tools" / "eval_stereo.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    rows = [{"windows": 2, "gt_windows": 2, "one_pa": 0.0, "mae": math.inf, "nonfinite_examples": 2},
+            {"windows": 2, "gt_windows": 2, "one_pa": 80.0, "mae": 0.5, "nonfinite_examples": 0}]
+    out = tool.combine(rows)
+    assert out["nonfinite_examples"] == 2 and out["one_pa"] == 40.0 and out["mae"] == math.inf

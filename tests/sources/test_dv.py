@@ -427,3 +427,43 @@ def test_events_outside_the_declared_sensor_are_dropped_with_a_warning(tmp_path,
     assert len(w.left) == 0 and len(w.right) > 0
     assert "outside.aedat4: all" in caplog.text and "events of left window 0 lie outside the 32x24 sensor" \
         in caplog.text
+
+
+@pytest.mark.parametrize("compression", ["NONE", "LZ4", "LZ4_HIGH", "ZSTD", "ZSTD_HIGH"])
+def test_replay_reads_every_compression_dv_writes(tmp_path, compression):
+    path = tmp_path / f"{compression}.aedat4"
+    rng = np.random.default_rng(9)
+    left, right = (random_stream(rng, 500, T0, T0 + 90_000, (32, 24)) for _ in range(2))
+
+    def write():  # the writer finishes the file when it (and its sub-writers) are released
+        cfgs = [dv.io.MonoCameraWriter.EventOnlyConfig(n, (32, 24)) for n in ("L", "R")]
+        for c in cfgs:
+            c.compression = getattr(dv.CompressionType, compression)
+        w = dv.io.StereoCameraWriter(str(path), *cfgs)
+        for side, ev in ((w.left, left), (w.right, right)):
+            store = dv.EventStore()
+            for e in ev:
+                store.push_back(int(e["t"]), int(e["x"]), int(e["y"]), bool(e["p"]))
+            side.writeEvents(store)
+
+    write()
+    import gc
+
+    gc.collect()
+    with AedatStereoSource(path, window_us=30_000) as src:
+        wins = list(src)
+    for side, exp in (("left", left), ("right", right)):
+        got = np.concatenate([getattr(w, side) for w in wins])
+        assert np.array_equal(got["t"] + src.t_origin, exp["t"]) and np.array_equal(got["y"], exp["y"])
+
+
+def test_damaged_size_fields_name_no_impossible_offset(recording, tmp_path):
+    import struct
+
+    blob = bytearray(recording["path"].read_bytes())
+    struct.pack_into("<I", blob, 14, 0xFFFFFFF0)  # the header's own size field
+    bad = tmp_path / "hdr.aedat4"
+    bad.write_bytes(bytes(blob))
+    with pytest.raises(InputError, match=r"damaged or truncated AEDAT4 data in packet 0 \(") as e:
+        AedatStereoSource(bad)
+    assert "at byte" not in str(e.value)
