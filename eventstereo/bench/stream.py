@@ -9,7 +9,7 @@ the same model measured in the same run, rounds interleaved so that load drift o
 all alike:
 
 - today: the streaming forward as it was before the speed work of issue 15, frozen in
-  eventstereo/bench/baseline.py (state cloned per neuron call, weights prepared per call, the x2 phase
+  eventstereo/bench/_baseline.py (state cloned per neuron call, weights prepared per call, the x2 phase
   convs interleaved by stacking, torch MAP estimator) over the same modules and weights;
 - eager: what `eventstereo stream` runs now (background reader, firing rates and energy measured);
 - no-meter: without the firing-rate / energy hooks (their cost);
@@ -75,7 +75,7 @@ def _eager_neurons(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def _today(model: torch.nn.Module) -> torch.nn.Module:
-    from eventstereo.bench.baseline import BaselineStereo
+    from eventstereo.bench._baseline import BaselineStereo
 
     return BaselineStereo(model)
 

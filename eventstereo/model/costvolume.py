@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from eventstereo.model.ops import ConvBN, _bn_trains, _run_bn, call_forward_hooks
+from eventstereo.model.ops import ConvBN, _bn_trains, _run_bn, _sources, call_forward_hooks, derived, prepared
 from eventstereo.snn.fused import run_parallel
 
 
@@ -46,16 +46,16 @@ def volume_conv3d(left: Tensor, right: Tensor, planes: int, weight: Tensor, bias
     if weight.shape[1] != 2 * c or weight.shape[2:] != (3, 3, 3):
         raise ValueError(f"weight {tuple(weight.shape)} does not fit features with {c} channels")
     co = weight.shape[0]
-    wl, wr = weight[:, :c], weight[:, c:]
     # channels-last throughout: faster 2-D convs, and a volume the neuron and the next layer read as is
     left = left.contiguous(memory_format=torch.channels_last)
     right = right.contiguous(memory_format=torch.channels_last)
     # left half: one conv for the summed kernel and the two taps missing on the end planes
-    a = F.conv2d(left, torch.cat([wl.sum(2), wl[:, :, 0], wl[:, :, 2]]), padding=1)
+    w_left, w_right, w_edge = derived(weight, "volume", _volume_weights)
+    a = F.conv2d(left, w_left, padding=1)
     # right half: each plane tap kd, evaluated at x0 = -1 .. w-1 (one extra column on the left)
-    b = F.conv2d(F.pad(right, (2, 1, 1, 1)), torch.cat([wr[:, :, k] for k in range(3)]))
+    b = F.conv2d(F.pad(right, (2, 1, 1, 1)), w_right)
     # the right-most kernel column alone: what the border cut removes from the last output column
-    edge = F.conv2d(right, torch.cat([wr[:, :, k, :, 2:3] for k in range(3)]), padding=(1, 0))
+    edge = F.conv2d(right, w_edge, padding=(1, 0))
     if _assemble_in_one_pass(a):
         return _assemble_nb(a, b, edge, bias, planes)
     a_all, a_first_missing, a_last_missing = a.split(co, dim=1)
@@ -79,6 +79,15 @@ def volume_conv3d(left: Tensor, right: Tensor, planes: int, weight: Tensor, bias
                 plane[..., src - 1 :] += b[k][..., : w - src + 1]
                 plane[..., w - 1] -= edge[k][..., w - src]
     return vol
+
+
+def _volume_weights(weight: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The 2-D weights of :func:`volume_conv3d`: the left half summed over plane taps with the two end
+    taps, the right half per tap, and its right-most kernel column per tap."""
+    c = weight.shape[1] // 2
+    wl, wr = weight[:, :c], weight[:, c:]
+    return (torch.cat([wl.sum(2), wl[:, :, 0], wl[:, :, 2]]), torch.cat([wr[:, :, k] for k in range(3)]),
+            torch.cat([wr[:, :, k, :, 2:3] for k in range(3)]))
 
 
 def _assemble_in_one_pass(a: Tensor) -> bool:
@@ -150,7 +159,7 @@ class CostVolumeStem(ConvBN):
         if train_bn:
             weight, bias = self.conv.weight, self.conv.bias
         else:
-            weight, bias = self.folded()
+            weight, bias = prepared(self, "folded", _sources(self), self.folded)
         y = volume_conv3d(left, right, planes, weight, bias)
         if self.conv._forward_hooks:
             call_forward_hooks(self.conv, (concat_volume(left, right, planes),), y)

@@ -30,7 +30,7 @@ Paper channel setting: F = 8 (n = 3) gives 868,033 parameters here (866,305 with
 (its genotype: tools/configs/demo_genotype.json).
 
 Speed: ``eventstereo bench stream`` (bench/stream.py) times the demo and the paper-size network through
-the streaming loop, against the forward as it was before issue 15 (bench/baseline.py) in the same run.
+the streaming loop, against the forward as it was before issue 15 (bench/_baseline.py) in the same run.
 The work is in the 3-D cells at 1/6 and 1/12 resolution; the layers at 1/3 resolution are 2-D or
 computed only where they are read. In inference the weights are folded and transformed once per model
 (ops.prepared / ops.derived, recomputed when they change), the neurons update their state in place,

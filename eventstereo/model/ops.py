@@ -123,7 +123,8 @@ def _stamp(tensors: Sequence[Tensor | None]) -> tuple:
 
 
 def derived(t: Tensor, name: str, fn: Callable[[Tensor], object]) -> object:
-    """``fn(t)``, cached per tensor while ``t`` keeps its storage and version (see above)."""
+    """``fn(t)``, cached per tensor while ``t`` keeps its storage and version (see above). ``fn`` must
+    return new tensors, not views of ``t``: a view would keep ``t`` alive and its entry with it."""
     if torch.is_grad_enabled():
         return fn(t)
     key = (id(t), name)
@@ -238,11 +239,11 @@ def conv_nd(x: Tensor, weight: Tensor, bias: Tensor | None, *, stride: int = 1,
 
 
 def _squeeze_planes(weight: Tensor) -> Tensor:
-    return weight[:, :, 0]
+    return weight[:, :, 0].clone()
 
 
 def _strided_taps(weight: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    w0, w1, w2 = weight.unbind(2)
+    w0, w1, w2 = (w.clone() for w in weight.unbind(2))
     return w0, w1, w2, torch.cat([w0, w2])
 
 

@@ -2,7 +2,7 @@
 
 import torch
 
-from eventstereo.bench.baseline import BaselineStereo
+from eventstereo.bench._baseline import BaselineStereo
 from eventstereo.model.io import load_bundled_model
 from eventstereo.snn.neurons import neurons
 

@@ -106,3 +106,23 @@ def test_one_pass_volume_assembly_equals_the_torch_loop_bit_for_bit(planes, dtyp
         loop_nobias = volume_conv3d(left, right, planes, w, None)
     assert torch.equal(fast, loop) and torch.equal(fast_nobias, loop_nobias)
     assert fast.permute(0, 1, 3, 4, 2).is_contiguous()  # channels innermost, as the neuron reads it
+
+
+def test_cached_transforms_do_not_keep_a_dropped_model_alive():
+    import gc
+    import weakref
+
+    from eventstereo.model.ops import conv_nd
+
+    torch.manual_seed(3)
+    x = torch.randn(1, 6, 4, 5, 6)
+    refs = []
+    for k in (1, 3):
+        w = torch.randn(3, 4, k, k, k)
+        with torch.no_grad():
+            conv_nd(x, w, None)
+            conv_nd(x, w, None, stride=2)
+        refs.append(weakref.ref(w))
+        del w
+    gc.collect()
+    assert all(r() is None for r in refs)
