@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from eventstereo.errors import InputError
 from eventstereo.model.classifier import SpikeDHSClassifier
 from eventstereo.snn.energy import EnergyReport
 from eventstereo.snn.probes import FiringRateProbe
@@ -29,6 +30,7 @@ from eventstereo.training.checkpoint import (
 )
 from eventstereo.training.loop import EpochSampler
 from nas.classify.data import Splits, augment_images
+from nas.search import check_same_settings
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +109,10 @@ def retrain(
     epoch = 0
     if resume and ckpt.is_file():
         saved = load_checkpoint(ckpt, map_location=device)
+        check_same_settings(saved.get("config", {}).get("retrain"), asdict(cfg), ckpt)
+        if saved.get("config", {}).get("genotype") not in (None, model.genotype.to_json(indent=None)):
+            raise InputError("this checkpoint was written for another genotype or size; rerun with the same "
+                             "options to resume, or pass --no-resume (or another --out)", source=str(ckpt))
         restore_checkpoint(saved, model=model, optimizer=opt, scheduler=sched)
         epoch, history = int(saved["extra"]["epoch"]), list(saved["extra"]["history"])
         log.info("resumed %s after epoch %d", ckpt, epoch)
