@@ -204,6 +204,19 @@ def bilevel_search(
     return state
 
 
+def check_resumable(ckpt: Path, current: dict) -> None:
+    """Refuse to resume a checkpoint whose config differs from ``current`` in any key both have."""
+    saved = load_checkpoint(ckpt).get("config", {})
+    for key, value in current.items():
+        if key in saved:
+            if isinstance(value, dict):
+                check_same_settings(saved[key], value, ckpt)
+            elif saved[key] != value:
+                raise InputError(f"this checkpoint was written with another {key}; rerun with the "
+                                 "same options to resume, or pass --no-resume (or another --out)",
+                                 source=str(ckpt))
+
+
 def check_same_settings(saved: dict | None, current: dict, ckpt: Path) -> None:
     """A checkpoint resumes only the run that wrote it: other settings (epochs change the schedule)
     would silently give another run, so they are an InputError naming the first difference."""

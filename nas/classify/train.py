@@ -18,7 +18,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from eventstereo.errors import InputError
 from eventstereo.model.classifier import SpikeDHSClassifier
 from eventstereo.snn.energy import EnergyReport
 from eventstereo.snn.probes import FiringRateProbe
@@ -30,7 +29,6 @@ from eventstereo.training.checkpoint import (
 )
 from eventstereo.training.loop import EpochSampler
 from nas.classify.data import Splits, augment_images
-from nas.search import check_same_settings
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +100,10 @@ def retrain(
 
     out_dir = Path(out_dir)
     ckpt = out_dir / CHECKPOINT_NAME
+    if resume and ckpt.is_file():  # it resumes only the run that wrote it
+        from nas.search import check_resumable
+
+        check_resumable(ckpt, {"retrain": asdict(cfg), "genotype": model.genotype.to_json(indent=None)})
     model.to(device)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs, eta_min=cfg.lr_min)
@@ -109,10 +111,6 @@ def retrain(
     epoch = 0
     if resume and ckpt.is_file():
         saved = load_checkpoint(ckpt, map_location=device)
-        check_same_settings(saved.get("config", {}).get("retrain"), asdict(cfg), ckpt)
-        if saved.get("config", {}).get("genotype") not in (None, model.genotype.to_json(indent=None)):
-            raise InputError("this checkpoint was written for another genotype or size; rerun with the same "
-                             "options to resume, or pass --no-resume (or another --out)", source=str(ckpt))
         restore_checkpoint(saved, model=model, optimizer=opt, scheduler=sched)
         epoch, history = int(saved["extra"]["epoch"]), list(saved["extra"]["history"])
         log.info("resumed %s after epoch %d", ckpt, epoch)

@@ -131,6 +131,11 @@ def test_retrain_resumes_exactly(tmp_path):
     assert h_resumed == h_whole and len(h_whole) == 2
     for (k, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), k
+    from eventstereo.errors import InputError
+
+    with pytest.raises(InputError, match="written with epochs=2, not 3"):
+        retrain(build_classifier(g), data, RetrainConfig(epochs=3, batch_size=8), tmp_path / "b",
+                progress=False)
 
 
 def test_a_checkpoint_of_other_settings_is_not_resumed(tmp_path):
