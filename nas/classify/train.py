@@ -104,6 +104,10 @@ def retrain(
 
     out_dir = Path(out_dir)
     ckpt = out_dir / CHECKPOINT_NAME
+    if resume and ckpt.is_file():  # it resumes only the run that wrote it
+        from nas.search import check_resumable
+
+        check_resumable(ckpt, {"retrain": asdict(cfg), "genotype": model.genotype.to_json(indent=None)})
     model.to(device)
     owned = {id(p) for hook in hooks for p in hook.parameters()}
     weights = [p for p in model.parameters() if id(p) not in owned]
