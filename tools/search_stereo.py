@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch threads per process (default 1: the supernet's many small ops lose time to "
                         "thread hand-offs on a busy CPU; 0 = torch's default)")
     s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--measure", type=int, metavar="N",
+                   help="only time N search iterations (weight + architecture step) on random frames of the "
+                        "--crop size and print time per iteration and peak memory as JSON; no data needed")
     s.add_argument("--stop-after-steps", type=int, help=argparse.SUPPRESS)  # tests: a kill after a checkpoint
     return p
 
@@ -93,6 +96,60 @@ def _write_genotype(path: Path, genotype) -> None:
     os.replace(tmp, path)
 
 
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """Cost of one search iteration at the options' size: (weight step on A + architecture step on B),
+    timed over ``args.measure`` iterations after one untimed warm-up iteration; peak memory of the process
+    (CPU: max RSS, which includes the baseline printed beside it; CUDA: max allocated)."""
+    from nas.supernets.stereo import StereoSupernet, stereo_search_loss, supernet_parameters
+
+    device = torch.device(args.device)
+    baseline = _peak_memory_mb(device)
+    torch.manual_seed(args.search_seed)
+    net = StereoSupernet(filter_multiplier=args.filter_multiplier, max_disparity=args.max_disparity,
+                         in_channels=args.bins, feature_layers=args.feature_layers,
+                         matching_layers=args.matching_layers, mixing=args.mixing).to(device)
+    h, w = args.crop
+    shape = (args.batch_size, args.seq_len, args.bins, h, w)
+    g = torch.Generator().manual_seed(args.search_seed)
+    batch = {"left": torch.randint(-1, 2, shape, generator=g).float(),
+             "right": torch.randint(-1, 2, shape, generator=g).float(),
+             "gt": torch.rand(shape[:2] + (h, w), generator=g) * args.max_disparity}
+    batch = {k: v.to(device) for k, v in batch.items()}
+    arch = net.arch_parameters()
+    ids = {id(p) for p in arch}
+    opt_w = torch.optim.SGD([p for p in net.parameters() if id(p) not in ids], lr=args.lr, momentum=0.9)
+    opt_a = torch.optim.Adam(arch, lr=args.arch_lr)
+
+    def iteration() -> None:
+        for opt in (opt_w, opt_a):
+            opt.zero_grad(set_to_none=True)
+            stereo_search_loss(net, batch)[0].backward()
+            opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    iteration()
+    t0 = time.perf_counter()
+    for _ in range(args.measure):
+        iteration()
+    seconds = (time.perf_counter() - t0) / args.measure
+    n_weights, n_arch = supernet_parameters(net)
+    return {"seconds_per_iteration": round(seconds, 3), "peak_memory_mb": round(_peak_memory_mb(device)),
+            "baseline_memory_mb": round(baseline), "crop": [h, w], "max_disparity": args.max_disparity,
+            "filter_multiplier": args.filter_multiplier, "seq_len": args.seq_len,
+            "batch_size": args.batch_size,
+            "supernet_weights": n_weights, "arch_parameters": n_arch, "device": str(device),
+            "threads": torch.get_num_threads()}
+
+
 def main(argv: list[str] | None = None) -> int:
     from nas.search import SearchConfig, bilevel_search
     from nas.supernets.stereo import StereoSupernet, stereo_search_loss, supernet_parameters
@@ -101,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.measure:
+        print(json.dumps(measure(args), sort_keys=True))
+        return 0
     device = torch.device(args.device)
     info = init_distributed(args.device)
     out = Path(args.out)
