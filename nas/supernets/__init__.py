@@ -1,0 +1,1 @@
+"""Task supernets built on nas.space: the stereo supernet (stereo.py)."""
