@@ -1,11 +1,11 @@
 """Encode synthetic scenes of a chosen generator configuration into SBT cache files, one per seed.
 
 train_stereo.py caches registry sources, whose synthetic source is always the default generator; this
-builds the varied world's training data (tools/configs/synthetic_varied.json) the same way, so
+builds the varied world's training data (tools/configs/synthetic/synthetic_varied.json) the same way, so
 train_stereo.py can mix them with ``--cache``. Existing files are kept (rerunning resumes).
 
-    python tools/cache_synthetic.py --config tools/configs/synthetic_varied.json --seeds 2000-2095 \\
-        --windows 32 --out runs/varied-cache
+    python tools/cache_synthetic.py --config tools/configs/synthetic/synthetic_varied.json \\
+        --seeds 2000-2063 --windows 32 --out runs/varied-cache
 """
 
 from __future__ import annotations

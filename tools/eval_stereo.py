@@ -15,10 +15,10 @@ ground truth"); the paper's four metrics are then printed beside the published r
         --gt-convention ddes --model M.safetensors --json
 
 ``--synthetic-config FILE`` (repeatable) also runs the same seeds through other synthetic generator
-configurations (SyntheticConfig settings in JSON, e.g. the held-out tools/configs/synthetic_heldout.json
-that no model trains on) and prints their tables beside the default generator's, so a model that only
-memorised one generator shows it. Each table ends with 1PA of the first window after a state reset
-against the later (warm) windows.
+configurations (SyntheticConfig settings in JSON, e.g. the held-out
+tools/configs/synthetic/synthetic_heldout.json that no model trains on) and prints their tables
+beside the default generator's, so a model that only memorised one generator shows it. Each table
+ends with 1PA of the first window after a state reset against the later (warm) windows.
 """
 
 from __future__ import annotations

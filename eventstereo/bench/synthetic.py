@@ -28,8 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window-ms", type=float, default=50.0)
     p.add_argument("--max-px-per-render", type=float, default=None,
                    help="override the adaptive render step (image motion per render, px)")
-    p.add_argument("--config", help="JSON file of SyntheticConfig settings (e.g. "
-                   "tools/configs/synthetic_varied.json); the options above set its size and window")
+    p.add_argument("--config", help="JSON file of SyntheticConfig settings (e.g. tools/configs/"
+                   "synthetic/synthetic_varied.json); the options above set its size and window")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     return p
 

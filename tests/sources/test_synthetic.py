@@ -446,7 +446,7 @@ def test_config_files_and_bad_varied_settings(tmp_path):
     with pytest.raises(InputError, match="world.json"):
         load_config_file(path)
     for name in ("synthetic_varied.json", "synthetic_heldout.json", "synthetic_photos.json"):
-        SyntheticConfig.from_dict(load_config_file(f"tools/configs/{name}"))
+        SyntheticConfig.from_dict(load_config_file(f"tools/configs/synthetic/{name}"))
 
 
 def test_training_configs_never_use_held_out_generators():
@@ -455,8 +455,8 @@ def test_training_configs_never_use_held_out_generators():
 
     from eventstereo.sources.synthetic import load_config_file
 
-    train = SyntheticConfig.from_dict(load_config_file("tools/configs/synthetic_varied.json"))
-    held = SyntheticConfig.from_dict(load_config_file("tools/configs/synthetic_heldout.json"))
+    train = SyntheticConfig.from_dict(load_config_file("tools/configs/synthetic/synthetic_varied.json"))
+    held = SyntheticConfig.from_dict(load_config_file("tools/configs/synthetic/synthetic_heldout.json"))
     assert "photo" not in train.texture_families and train.event_mode != held.event_mode
     assert not set(train.texture_families) & set(held.texture_families)
     for path in Path("tools/configs").glob("demo*.json"):
