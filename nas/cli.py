@@ -8,8 +8,9 @@ A first run on a laptop, all offline (scikit-learn's 8x8 digits):
     nas eval --model runs/r/model.safetensors --dataset digits
     nas energy --model runs/r/model.safetensors
 
-The size options default to the paper's classification setting (DARTS-style: 8 cells with reductions
-at 1/3 and 2/3 depth, 4 nodes, T = 6; search C = 16 at batch 64, retrain at batch 96). With --json
+The size options default to the paper's classification setting (8 cells with reductions at 1/3 and
+2/3 depth, 4 nodes, T = 6) and, where the paper's text gives no number, to DARTS's (search C = 16 at
+batch 64 for 50 epochs with 15 warm-up, retrain at batch 96 for 100 epochs). With --json
 each verb prints one JSON object as the LAST line of stdout; progress bars go to stderr; TensorBoard
 logs go under --out/tb.
 """
@@ -325,7 +326,9 @@ def _common(p: argparse.ArgumentParser, *, data: bool = True) -> None:
 
 def _size(p: argparse.ArgumentParser, *, defaults: bool) -> None:
     def note(k: str) -> str:
-        return f" (default {PAPER[k]}, the paper's)" if defaults else " (default: the genotype's)"
+        if not defaults:
+            return " (default: the genotype's)"
+        return f" (default {PAPER[k]}, " + ("DARTS's search width)" if k == "channels" else "the paper's)")
 
     p.add_argument("--channels", type=int,
                    help="initial channels C: a node at level l has C * 2**l" + note("channels"))

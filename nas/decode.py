@@ -14,7 +14,13 @@ import math
 import torch
 from torch import Tensor
 
-from eventstereo.model.genotype import ClassifierGenotype, NetGenotype, edge_endpoints, n_edges
+from eventstereo.model.genotype import (
+    ClassifierGenotype,
+    NetGenotype,
+    StereoGenotype,
+    edge_endpoints,
+    n_edges,
+)
 from eventstereo.model.ops import PRIMITIVES
 
 SKIP = "skip_connect"
@@ -82,3 +88,19 @@ def classifier_genotype(alphas: Tensor, config: dict, *, name: str = "searched",
         filter_multiplier=int(config["channels"]), num_classes=int(config["num_classes"]), nodes=nodes,
         in_channels=int(config["in_channels"]), stem_multiplier=int(config["stem_multiplier"]),
         timesteps=int(config["timesteps"]))
+
+
+def net_genotype(alphas: Tensor, beta_weights: Tensor, nodes: int) -> NetGenotype:
+    """One trellis sub-network: the cell from its alphas (raw), the path from its transition weights
+    (``nas.space.Trellis.beta_weights()``)."""
+    cell = decode_cell(torch.softmax(alphas.detach().double(), dim=-1), nodes)
+    return NetGenotype(path=viterbi_path(beta_weights), cell=cell)
+
+
+def stereo_genotype(feature: tuple[Tensor, Tensor], matching: tuple[Tensor, Tensor], *, nodes: int,
+                    filter_multiplier: int, name: str = "searched", **kwargs) -> StereoGenotype:
+    """A StereoGenotype from the (alphas, beta weights) of the feature and matching trellises;
+    ``kwargs``: the other StereoGenotype fields (in_channels, max_disparity, neurons)."""
+    return StereoGenotype(name=name, feature=net_genotype(*feature, nodes),
+                          matching=net_genotype(*matching, nodes), filter_multiplier=filter_multiplier,
+                          nodes=nodes, **kwargs)

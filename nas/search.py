@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from eventstereo.errors import InputError
 from eventstereo.training.checkpoint import (
     CHECKPOINT_NAME,
     load_checkpoint,
@@ -121,6 +122,7 @@ def bilevel_search(
     state = SearchState()
     if resume and ckpt.is_file():
         saved = load_checkpoint(ckpt, map_location=device)
+        check_same_settings(saved.get("config", {}).get("search"), asdict(cfg), ckpt)
         state.step = restore_checkpoint(saved, model=model, optimizer=opt_w, scheduler=sched)
         opt_a.load_state_dict(saved["extra"]["arch_optimizer"])
         state.epoch, state.epoch_step = saved["extra"]["epoch"], saved["extra"]["epoch_step"]
@@ -200,6 +202,30 @@ def bilevel_search(
         if stop_after_steps is not None and state.step >= stop_after_steps:
             return state
     return state
+
+
+def check_resumable(ckpt: Path, current: dict) -> None:
+    """Refuse to resume a checkpoint whose config differs from ``current`` in any key both have."""
+    saved = load_checkpoint(ckpt).get("config", {})
+    for key, value in current.items():
+        if key in saved:
+            if isinstance(value, dict):
+                check_same_settings(saved[key], value, ckpt)
+            elif saved[key] != value:
+                raise InputError(f"this checkpoint was written with another {key}; rerun with the "
+                                 "same options to resume, or pass --no-resume (or another --out)",
+                                 source=str(ckpt))
+
+
+def check_same_settings(saved: dict | None, current: dict, ckpt: Path) -> None:
+    """A checkpoint resumes only the run that wrote it: other settings (epochs change the schedule)
+    would silently give another run, so they are an InputError naming the first difference."""
+    if saved is None or saved == current:
+        return
+    diff = next(k for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k))
+    raise InputError(f"this checkpoint was written with {diff}={saved.get(diff)!r}, not "
+                     f"{current.get(diff)!r}; rerun with the same options to resume, or pass --no-resume "
+                     "(or another --out)", source=str(ckpt))
 
 
 def classification_loss(model: nn.Module, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, dict[str, float]]:

@@ -100,6 +100,10 @@ def retrain(
 
     out_dir = Path(out_dir)
     ckpt = out_dir / CHECKPOINT_NAME
+    if resume and ckpt.is_file():  # it resumes only the run that wrote it
+        from nas.search import check_resumable
+
+        check_resumable(ckpt, {"retrain": asdict(cfg), "genotype": model.genotype.to_json(indent=None)})
     model.to(device)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs, eta_min=cfg.lr_min)

@@ -89,3 +89,28 @@ def test_augmentation_is_seeded_and_keeps_shape():
     a = augment_images(x, torch.Generator().manual_seed(0))
     b = augment_images(x, torch.Generator().manual_seed(0))
     assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, x)
+
+
+def test_tonic_reader_frames_local_samples(tmp_path, monkeypatch):
+    import tonic.datasets
+
+    class FakeNMNIST:  # what tonic's reader gives once its files are in place
+        sensor_size = (6, 4, 2)
+
+        def __init__(self, save_to, train=True, **kw):
+            assert save_to == str(tmp_path)
+            self.n = 5 if train else 2
+
+        def __len__(self):
+            return self.n
+
+        def __getitem__(self, i):
+            ev = np.zeros(4, dtype=[("x", "<i8"), ("y", "<i8"), ("t", "<i8"), ("p", "<i8")])
+            ev["x"], ev["y"], ev["t"], ev["p"] = [0, 1, 2, 5], [0, 1, 2, 3], [0, 100, 200, 299], [1, 0, 1, 1]
+            return ev, i % 2
+
+    monkeypatch.setattr(tonic.datasets, "NMNIST", FakeNMNIST)
+    d = load_dataset("nmnist", DataOptions(root=tmp_path, timesteps=3))
+    assert d.x_train.shape == (5, 3, 2, 4, 6) and d.x_test.shape == (2, 3, 2, 4, 6) and d.is_events
+    assert d.sbt is not None and d.sbt.channels == 2 and d.num_classes == 2
+    assert float(d.x_train[0].sum()) == 4

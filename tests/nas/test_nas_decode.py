@@ -74,3 +74,28 @@ def test_separately_searched_reduction_cells_decode_to_a_reduce_cell():
     g = classifier_genotype(net.alphas, net.config, alphas_reduce=net.alphas_reduce)
     assert g.reduce_cell is not None and {op for _, op in g.reduce_cell} == {"skip_connect"}
     assert ClassifierGenotype.from_json(g.to_json()) == g
+
+
+def test_trellis_parameters_decode_to_a_stereo_genotype_eventstereo_builds():
+    from eventstereo.model.network import build_stereo_model
+    from nas.decode import stereo_genotype
+    from nas.space import SearchCell, Trellis
+
+    torch.manual_seed(0)
+
+    def trellis(layers, dim):
+        def cell(s, c0, c1):
+            return SearchCell(3, c0, c1, 2**s, dim)
+
+        return Trellis(layers, 4, lambda s: 3 * 2**s, cell, dim=dim)
+
+    feat, match = trellis(2, 2), trellis(4, 3)
+    with torch.no_grad():
+        match.betas.copy_(torch.randn(4, 4, 3, generator=torch.Generator().manual_seed(5)) * 3)
+    alphas = torch.randn(9, 3, generator=torch.Generator().manual_seed(4))
+    g = stereo_genotype((alphas, feat.beta_weights()), (alphas, match.beta_weights()), nodes=3,
+                        filter_multiplier=2, max_disparity=23)
+    assert g.matching.path == viterbi_path(match.beta_weights()) and len(g.feature.path) == 2
+    assert g.feature.cell == decode_cell(torch.softmax(alphas.double(), -1), 3)
+    model = build_stereo_model(g)
+    assert model.genotype == g

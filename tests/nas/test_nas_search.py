@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from nas.search import SearchConfig, bilevel_search, classification_loss, split_halves
@@ -100,3 +101,50 @@ def test_two_gloo_processes(tmp_path):
     assert results[0]["steps"] == results[1]["steps"] == 4  # 16 per half, 4 per rank per step: 2 epochs x 2
     assert results[0]["alphas"] == results[1]["alphas"]  # DDP kept the ranks in step
     assert (tmp_path / "out" / "checkpoint.pt").is_file()  # rank 0 wrote it
+
+
+def test_retrain_resumes_exactly(tmp_path):
+    from eventstereo.model.classifier import build_classifier
+    from nas.classify.data import Splits
+    from nas.classify.train import RetrainConfig, retrain
+    from nas.decode import classifier_genotype
+
+    x, y = _data()
+    data = Splits(x[:24], y[:24], x[24:], y[24:], num_classes=3, augment=True)  # augmentation is seeded too
+    g = classifier_genotype(_net().alphas, _net().config)
+
+    class Killed(Exception):
+        pass
+
+    def kill(epoch, record):
+        raise Killed
+
+    def run(out, **kw):
+        torch.manual_seed(1)
+        model = build_classifier(g)
+        return model, retrain(model, data, RetrainConfig(epochs=2, batch_size=8), out, progress=False, **kw)
+
+    whole, h_whole = run(tmp_path / "a")
+    with pytest.raises(Killed):
+        run(tmp_path / "b", on_epoch=kill)  # killed after epoch 1 and its checkpoint
+    resumed, h_resumed = run(tmp_path / "b")  # the same command again continues after epoch 1
+    assert h_resumed == h_whole and len(h_whole) == 2
+    for (k, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), k
+    from eventstereo.errors import InputError
+
+    with pytest.raises(InputError, match="written with epochs=2, not 3"):
+        retrain(build_classifier(g), data, RetrainConfig(epochs=3, batch_size=8), tmp_path / "b",
+                progress=False)
+
+
+def test_a_checkpoint_of_other_settings_is_not_resumed(tmp_path):
+    from eventstereo.errors import InputError
+
+    _run(tmp_path, stop_after_steps=1)
+    x, y = _data()
+    net = _net()
+    cfg = SearchConfig(epochs=5, warmup_epochs=1, batch_size=8, arch_lr=0.01, checkpoint_every=1)
+    with pytest.raises(InputError, match="written with epochs=3, not 5.*--no-resume"):
+        bilevel_search(net, N, lambda idx: (x[idx], y[idx]), classification_loss, cfg, tmp_path,
+                       progress=False)
