@@ -32,11 +32,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from eventstereo.model.costvolume import CostVolumeStem
-from eventstereo.model.genotype import STEM_STRIDE, NetGenotype, StereoGenotype, level_planes
+from eventstereo.model.genotype import STEM_STRIDE, NetGenotype, NeuronSettings, StereoGenotype, level_planes
 from eventstereo.model.network import ConvBNSpike, SpikeDHSStereo, fire, resample2d, resample3d
 from eventstereo.model.ops import PRIMITIVES
 from eventstereo.snn.neurons import NeuronSpec, make_neuron, set_step_mode
-from nas.decode import decode_cell, viterbi_path
+from nas.decode import decode_cell, stereo_genotype
 from nas.space import ArchMixin, SearchCell, Trellis, init_alphas
 
 PAPER_LAYERS = {"feature_layers": 2, "matching_layers": 4}
@@ -164,37 +164,23 @@ class StereoSupernet(ArchMixin, SpikeDHSStereo):
         """Widths, disparities and the deepest paths the trellises reach (see the module docstring)."""
         def deepest(layers: int) -> tuple[int, ...]:
             return tuple(min(i + 1, 3) for i in range(layers))
-        cell = self.decode_cells()[0]
-        return self._genotype("supernet-frame", NetGenotype(deepest(self.config["feature_layers"]), cell),
-                              NetGenotype(deepest(self.config["matching_layers"]), cell))
-
-    def _genotype(self, name: str, feature: NetGenotype, matching: NetGenotype) -> StereoGenotype:
+        cell = decode_cell(F.softmax(self.feature.alphas.detach().double(), -1), self.config["nodes"])
         c = self.config
-        return StereoGenotype(name=name, feature=feature, matching=matching,
+        return StereoGenotype(name="supernet-frame", feature=NetGenotype(deepest(c["feature_layers"]), cell),
+                              matching=NetGenotype(deepest(c["matching_layers"]), cell),
                               filter_multiplier=c["filter_multiplier"], nodes=c["nodes"],
                               in_channels=c["in_channels"], max_disparity=c["max_disparity"],
-                              neurons=self._neurons())
-
-    def _neurons(self):
-        from eventstereo.model.genotype import NeuronSettings
-
-        return NeuronSettings(default=self.spec)
-
-    def decode_cells(self) -> tuple[tuple[tuple[int, str], ...], tuple[tuple[int, str], ...]]:
-        """(feature cell, matching cell) decoded from the alphas."""
-        nodes = self.config["nodes"]
-        return (decode_cell(F.softmax(self.feature.alphas.detach().double(), -1), nodes),
-                decode_cell(F.softmax(self.matching.alphas.detach().double(), -1), nodes))
-
-    def decode_paths(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """(feature path, matching path): the Viterbi paths of the two trellises."""
-        return (viterbi_path(self.feature.trellis.beta_weights()),
-                viterbi_path(self.matching.trellis.beta_weights()))
+                              neurons=NeuronSettings(default=self.spec))
 
     def decode(self, name: str = "searched") -> StereoGenotype:
-        """The searched architecture as a deployable genotype (deterministic)."""
-        (fc, mc), (fp, mp) = self.decode_cells(), self.decode_paths()
-        return self._genotype(name, NetGenotype(fp, fc), NetGenotype(mp, mc))
+        """The searched architecture as a deployable genotype (nas.decode: per node the two strongest
+        non-skip edges and their argmax ops; the Viterbi path of each trellis); deterministic."""
+        c = self.config
+        return stereo_genotype((self.feature.alphas, self.feature.trellis.beta_weights()),
+                               (self.matching.alphas, self.matching.trellis.beta_weights()),
+                               nodes=c["nodes"], filter_multiplier=c["filter_multiplier"], name=name,
+                               in_channels=c["in_channels"], max_disparity=c["max_disparity"],
+                               neurons=NeuronSettings(default=self.spec))
 
     def current_genotype(self) -> StereoGenotype:  # the frame is not an architecture: never save it
         return self.decode()

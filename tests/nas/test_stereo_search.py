@@ -41,7 +41,8 @@ def _batch(t=1):
 
 def test_architecture_parameters_get_gradients_and_move():
     net = _net()
-    names = [n for n, p in net.named_parameters() if p in set(net.arch_parameters())]
+    arch = {id(p) for p in net.arch_parameters()}
+    names = [n for n, p in net.named_parameters() if id(p) in arch]
     assert sorted(names) == ["feature.alphas", "feature.trellis.betas", "matching.alphas",
                              "matching.trellis.betas"]
     before = [p.detach().clone() for p in net.arch_parameters()]
@@ -102,3 +103,14 @@ def test_search_tool_resumed_after_a_kill_equals_an_unbroken_run(tmp_path):
     moved = max(float((torch.tensor(x) - torch.tensor(y)).abs().max()) for x, y in zip(first, last))
     assert moved > 1e-3  # epoch 1 is the warm-up; epoch 2 moves the architecture
     assert build_stereo_model(str(tmp_path / "a" / "genotype.json")).genotype.name == "searched_stereo"
+
+
+def test_measure_times_an_iteration_and_reports_memory(capsys):
+    tool = _tool()
+    assert tool.main(["--measure", "1", "--crop", "24", "24", "--filter-multiplier", "1", "--max-disparity",
+                      "11", "--matching-layers", "2", "--bins", "2", "--seq-len", "1"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["seconds_per_iteration"] > 0 and out["peak_memory_mb"] >= out["baseline_memory_mb"] > 0
+    assert out["crop"] == [24, 24] and out["arch_parameters"] == sum(
+        p.numel() for p in StereoSupernet(filter_multiplier=1, max_disparity=11, in_channels=2,
+                                          matching_layers=2).arch_parameters())
