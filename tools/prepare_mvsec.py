@@ -26,7 +26,6 @@ from pathlib import Path
 from eventstereo.errors import EventStereoError
 from eventstereo.events.sbt import MODES, SBTSettings
 from eventstereo.sources.cache import write_sbt_cache
-from eventstereo.sources.gt_convention import add_gt_convention_argument, apply_gt_convention
 from eventstereo.sources.registry import add_source_arguments, open_source
 
 log = logging.getLogger("prepare_mvsec")
@@ -38,7 +37,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_source_arguments(p)
     p.set_defaults(source="mvsec")
-    add_gt_convention_argument(p)
     p.add_argument(
         "--out", required=True, help="cache file; a directory when --split is given without --subset"
     )
@@ -65,7 +63,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for a, out in jobs:
             with open_source(a) as source:
-                apply_gt_convention(source, a.gt_convention)
                 log.info("%s -> %s", source.describe(), out)
                 write_sbt_cache(source, out, settings, max_windows=a.max_windows, progress=not a.quiet)
     except EventStereoError as e:
