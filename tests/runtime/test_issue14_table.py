@@ -74,10 +74,13 @@ def _subprocess(argv, **kw):
     (["--start-s", "-1"], "--start-s must be a finite number >= 0, got -1"),
     (["--windows", "-5"], "argument --windows: must be an integer >= 0, got '-5'"),
     (["--gt-convention", "ddes"], "--gt-convention does not apply to --source synthetic"),
+    (["--source", "dsec", "--root", ".", "--sequence", "all", "--seed", "3"],
+     "--seed does not apply to --source dsec (only to synthetic)"),
 ])
 def test_stream_options_at_their_edges(argv, needle, tiny_model, monkeypatch, capsys):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)  # the same answer on a GPU machine
-    rest = ([] if "--windows" in argv else ["--windows", "1"]) + ([] if "--width" in argv else TINY)
+    rest = ([] if "--windows" in argv else ["--windows", "1"]) + \
+        ([] if "--width" in argv or "--source" in argv else TINY)
     rc = run_cli(["stream", *argv, "--model", str(tiny_model), *rest])
     assert_one_line_error(rc, capsys.readouterr().err, needle)
 
@@ -233,3 +236,50 @@ def test_damaged_aedat4_fails_in_bounded_time_saying_where(tiny_model, tmp_path)
     finally:
         proc.kill()
     assert_one_line_error(proc.returncode, err, "bad.aedat4", "damaged or truncated AEDAT4 data", "at byte")
+
+
+# --- the tools --------------------------------------------------------------------------------------------
+def _tool(name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _tool_status(tool, argv) -> int:
+    try:
+        return tool.main(argv)
+    except SystemExit as e:
+        return e.code
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--bins", "0"], "argument --bins: must be an integer in [1, 64], got '0'"),
+    (["--max-windows", "-5"], "argument --max-windows: must be an integer >= 1, got '-5'"),
+    (["--max-windows", "0"], "argument --max-windows: must be an integer >= 1, got '0'"),
+    (["--window-ms", "nan"], "--window-ms must be a positive finite number"),
+    ([], "--source synthetic is endless: give --max-windows N"),
+    (["--source", "mvsec"], "--source mvsec needs --root"),
+])
+def test_prepare_mvsec_options(argv, needle, tmp_path, capsys):
+    out = tmp_path / "c.h5"
+    argv = (["--source", "synthetic", *TINY] if "--source" not in argv else []) + argv
+    rc = _tool_status(_tool("prepare_mvsec"), [*argv, "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert_one_line_error(rc, err.replace("prepare_mvsec: error:", "error:"), needle)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--window-ms", "nan"], "--window-ms must be a positive finite number"),
+    (["--cache", "c.h5", "--window-ms", "0"], "--window-ms must be a positive finite number"),
+    (["--train-seeds", "0-99999999999"], "names more than 10000 seeds"),
+    (["--val-seeds", "x"], "argument --val-seeds: bad seed list 'x'"),
+])
+def test_train_stereo_source_and_seed_options_fail_before_any_data_is_read(argv, needle, capsys):
+    with pytest.raises(SystemExit) as e:
+        _tool("train_stereo").parse_args(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and needle in err and len(err.strip().splitlines()) == 1
