@@ -283,3 +283,18 @@ def test_train_stereo_source_and_seed_options_fail_before_any_data_is_read(argv,
         _tool("train_stereo").parse_args(argv)
     err = capsys.readouterr().err
     assert e.value.code == 2 and needle in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["bench", "stream", "--windows", "-3"], "argument --windows: must be an integer >= 1, got '-3'"),
+    (["bench", "sbt", "--events", "0"], "argument --events: must be an integer >= 1, got '0'"),
+    (["bench", "lif", "--device", "tpu"], "argument --device: must be cpu, cuda, cuda:N, mps or auto"),
+    (["bench", "synthetic", "--window-ms", "nan"], "argument --window-ms: must be a finite number > 0"),
+    (["bench", "sources", "--rate", "-1"], "argument --rate: must be a finite number > 0"),
+    (["app", "--device", "tpu"], "argument --device: must be cpu, cuda, cuda:N, mps or auto"),
+    (["app", "--frames", "-1"], "argument --frames: must be an integer >= 0, got '-1'"),
+])
+def test_bench_and_app_options(argv, needle, capsys):
+    rc = run_cli(argv)
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and needle in err, err
