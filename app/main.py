@@ -15,23 +15,27 @@ import signal
 import sys
 import time
 
+from eventstereo import argtypes
 from eventstereo.errors import EventStereoError, InputError
 from eventstereo.sources.registry import add_source_arguments, config_from_args
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="eventstereo app", description=__doc__,
+    p = argtypes.OneLineErrorParser(prog="eventstereo app", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_source_arguments(p)
     g = p.add_argument_group("model and window")
     g.add_argument("--model", default=None, help="model file (.safetensors); default: the bundled demo model")
-    g.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    g.add_argument("--device", type=argtypes.device, default="cpu",
+                   help="cpu, cuda, cuda:N, mps or auto (a GPU must be present)")
     g.add_argument("--speed", default="max", help="'max' (as fast as possible), 'realtime' or a factor")
     g.add_argument("--size", default="1280x800", help="window size WxH (px)")
-    g.add_argument("--frames", type=int, default=0, help="headless: run offscreen for this many windows")
+    g.add_argument("--frames", type=argtypes.non_negative_int, default=0,
+                   help="headless: run offscreen for this many windows")
     g.add_argument("--screenshot", default=None, help="headless: save the window as this PNG at the end")
     g.add_argument("--json", action="store_true", help="headless: print a JSON summary as the last line")
-    g.add_argument("--timeout", type=float, default=300.0, help="headless: give up after this many seconds")
+    g.add_argument("--timeout", type=argtypes.positive_float, default=300.0,
+                   help="headless: give up after this many seconds")
     return p
 
 
@@ -90,8 +94,6 @@ def main(argv: list[str] | None = None) -> int:
         config = config_from_args(args)
         size = parse_size(args.size)
         speed = parse_speed(args.speed)
-        if args.frames < 0:
-            raise InputError(f"--frames must be >= 0, got {args.frames}")
     except EventStereoError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

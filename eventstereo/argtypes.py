@@ -115,6 +115,20 @@ def device(text: str) -> str:
 device.__name__ = "device"
 
 
+def seed_spec(text: str) -> str:
+    """A seed list such as ``0-63`` or ``1,5,9`` (at most 10,000 seeds), checked here and kept as text."""
+    from eventstereo.training.stereo import parse_seeds
+
+    try:
+        parse_seeds(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+seed_spec.__name__ = "seeds"
+
+
 class DefaultsHelpFormatter(argparse.HelpFormatter):
     """``--help`` shows each option's default, except where there is nothing to show (None, a flag's
     False) or the help already mentions it."""

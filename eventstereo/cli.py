@@ -66,14 +66,14 @@ def _cmd_app(args: argparse.Namespace, rest: list[str]) -> int:
         print("error: the GUI needs the app package with PySide6 and pyqtgraph "
               "(pip install 'eventstereo[gui]')", file=sys.stderr)
         return 2
-    return importlib.import_module("app").main(rest)
+    return importlib.import_module("app.main").main(rest)
 
 
 def _cmd_run(args: argparse.Namespace, rest: list[str]) -> int:
     """The main job: the GUI where a display and the app exist, else the terminal stream."""
     # seed 1000: a scene the bundled model never saw in training (it trained on seeds 0-159)
     if _has_display() and _gui_available():
-        return importlib.import_module("app").main(rest or ["--seed", "1000"])
+        return importlib.import_module("app.main").main(rest or ["--seed", "1000"])
     print("no display (or no GUI installed): streaming the synthetic scene in the terminal", file=sys.stderr)
     from eventstereo.runtime import stream_command
 

@@ -23,54 +23,74 @@ import logging
 import sys
 from pathlib import Path
 
-from eventstereo.errors import EventStereoError
+from eventstereo import argtypes
+from eventstereo.cli import report_error
+from eventstereo.errors import InputError
 from eventstereo.events.sbt import MODES, SBTSettings
 from eventstereo.sources.cache import write_sbt_cache
-from eventstereo.sources.gt_convention import add_gt_convention_argument, apply_gt_convention
-from eventstereo.sources.registry import add_source_arguments, open_source
+from eventstereo.sources.registry import add_source_arguments, config_from_args, open_source
 
 log = logging.getLogger("prepare_mvsec")
 
+MAX_BINS = 64
+"""Most SBT time bins accepted (a cache frame holds one channel per bin for every pixel)."""
+
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = argtypes.OneLineErrorParser(
         prog="prepare_mvsec", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    p.add_argument("-v", "--verbose", action="store_true", help="show the traceback of an error")
     add_source_arguments(p)
     p.set_defaults(source="mvsec")
-    add_gt_convention_argument(p)
     p.add_argument(
         "--out", required=True, help="cache file; a directory when --split is given without --subset"
     )
-    p.add_argument("--bins", type=int, default=5, help="SBT time bins")
+    p.add_argument("--bins", type=argtypes.int_in_range(1, MAX_BINS), default=5,
+                   help=f"SBT time bins (1-{MAX_BINS})")
     p.add_argument("--mode", choices=MODES, default="sign", help="SBT bin values")
-    p.add_argument("--max-windows", type=int, default=None, help="stop after this many windows per file")
+    p.add_argument("--max-windows", type=argtypes.positive_int, default=None,
+                   help="stop after this many windows per file (needed on an endless source)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    settings = SBTSettings(window_us=int(round(args.window_ms * 1000)), n_bins=args.bins, mode=args.mode)
-    jobs: list[tuple[argparse.Namespace, Path]] = []
+def jobs_of(args: argparse.Namespace) -> list[tuple[argparse.Namespace, Path]]:
+    """(source arguments, cache file) per file to write: the three subsets of a split without --subset."""
     if args.source == "mvsec" and args.split is not None and args.subset is None:
         out_dir = Path(args.out)
+        jobs = []
         for subset in ("train", "val", "test"):
             a = copy.copy(args)
             a.subset = subset
             jobs.append((a, out_dir / f"split{args.split}_{subset}.h5"))
-    else:
-        jobs.append((args, Path(args.out)))
+        return jobs
+    return [(args, Path(args.out))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the caches; a user's mistake (bad option, unreadable data) is one line and status 2."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
+        jobs = jobs_of(args)
+        for a, _ in jobs:  # every option checked before the first file is written
+            config_from_args(a)
+        settings = SBTSettings(window_us=int(round(args.window_ms * 1000)), n_bins=args.bins, mode=args.mode)
         for a, out in jobs:
             with open_source(a) as source:
-                apply_gt_convention(source, a.gt_convention)
+                try:
+                    len(source)
+                except TypeError:
+                    if a.max_windows is None:
+                        raise InputError(f"--source {a.source} is endless: give --max-windows N") from None
                 log.info("%s -> %s", source.describe(), out)
                 write_sbt_cache(source, out, settings, max_windows=a.max_windows, progress=not a.quiet)
-    except EventStereoError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the edge: one line, the traceback only with -v
+        return report_error(e, args.verbose, "prepare_mvsec")
     return 0
 
 

@@ -30,8 +30,9 @@ import torch
 
 from eventstereo import argtypes
 from eventstereo.cli import report_error
+from eventstereo.errors import InputError
 from eventstereo.events.sbt import SBTSettings
-from eventstereo.sources.registry import add_source_arguments
+from eventstereo.sources.registry import add_source_arguments, config_from_args
 from eventstereo.training import TrainConfig, WindowSequences, train
 from eventstereo.training.loop import init_distributed
 from eventstereo.training.stereo import git_commit, store_from_args
@@ -53,9 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--cache", nargs="+", help="SBT cache file(s) to train on (instead of a source)")
     d.add_argument("--cache-dir", help="encode each source seed once into an SBT cache file here (reused)")
     d.add_argument("--prepare-only", action="store_true", help="build the --cache-dir caches, then exit")
-    d.add_argument("--train-seeds", help="source seeds to train on, e.g. 0-63 (default: --seed)")
+    d.add_argument("--train-seeds", type=argtypes.seed_spec,
+                   help="source seeds to train on, e.g. 0-63 (default: --seed)")
     d.add_argument("--windows-per-seed", type=POS, default=40, help="windows encoded per training seed")
-    d.add_argument("--val-seeds", help="seeds for validation during training, e.g. 1000-1001")
+    d.add_argument("--val-seeds", type=argtypes.seed_spec,
+                   help="seeds for validation during training, e.g. 1000-1001")
     d.add_argument("--val-windows", type=POS, default=20, help="windows per validation seed")
     d.add_argument("--val-cache", nargs="+", help="SBT cache file(s) for validation")
     d.add_argument("--bins", type=irange(1, 64), default=5,
@@ -154,6 +157,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"argument --model-options: not JSON ({e})")
     if not isinstance(options, dict):
         p.error("argument --model-options: expected a JSON object")
+    try:  # the source options (with --cache only the window length matters) before any data is read
+        config_from_args(args if not args.cache else argparse.Namespace(window_ms=args.window_ms))
+    except InputError as e:
+        p.error(str(e))
     return args
 
 

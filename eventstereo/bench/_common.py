@@ -7,6 +7,8 @@ import json
 import time
 from collections.abc import Callable
 
+from eventstereo import argtypes
+
 
 def best_time(fn: Callable[[], object], *, repeat: int = 5, warmup: int = 1) -> float:
     """Best wall time of ``repeat`` calls (seconds), after ``warmup`` untimed calls."""
@@ -21,7 +23,7 @@ def best_time(fn: Callable[[], object], *, repeat: int = 5, warmup: int = 1) -> 
 
 
 def bench_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"eventstereo bench {prog}", description=description)
+    p = argtypes.OneLineErrorParser(prog=f"eventstereo bench {prog}", description=description)
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     return p
 

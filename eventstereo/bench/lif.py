@@ -29,6 +29,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from eventstereo import argtypes
 from eventstereo.snn import LIFNode, SeqToANN, reset_net
 
 Step = Callable[[], None]
@@ -201,16 +202,17 @@ def _summary(res: dict[str, dict], prefix: str) -> dict[str, float | None]:
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="eventstereo bench lif", description=__doc__,
+    p = argtypes.OneLineErrorParser(prog="eventstereo bench lif", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--T", type=int, default=8, help="time steps")
-    p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--channels", type=int, default=64)
-    p.add_argument("--size", type=int, default=64, help="height = width")
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's setting)")
+    p.add_argument("--T", type=argtypes.positive_int, default=8, help="time steps")
+    p.add_argument("--batch", type=argtypes.positive_int, default=4)
+    p.add_argument("--channels", type=argtypes.positive_int, default=64)
+    p.add_argument("--size", type=argtypes.positive_int, default=64, help="height = width")
+    p.add_argument("--repeats", type=argtypes.positive_int, default=5)
+    p.add_argument("--warmup", type=argtypes.non_negative_int, default=2)
+    p.add_argument("--device", type=argtypes.device, default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=argtypes.int_in_range(1, 1024), default=None,
+                   help="torch CPU threads (default: torch's setting)")
     p.add_argument("--no-stack", action="store_true", help="skip (b), the conv-BN-LIF stack")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     a = p.parse_args(argv)

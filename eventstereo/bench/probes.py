@@ -20,6 +20,7 @@ import time
 import torch
 from torch import nn
 
+from eventstereo import argtypes
 from eventstereo.snn import FiringRateProbe, LIFNode, reset_net
 
 
@@ -96,15 +97,17 @@ def measure(height: int, width: int, channels: int, layers: int, windows: int, r
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="eventstereo bench probes", description=__doc__,
+    p = argtypes.OneLineErrorParser(prog="eventstereo bench probes", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--height", type=int, default=88)
-    p.add_argument("--width", type=int, default=116)
-    p.add_argument("--channels", type=int, default=32)
-    p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--windows", type=int, default=40, help="windows per sequence")
-    p.add_argument("--repeats", type=int, default=5, help="sequences (the probe alternates per window)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's setting)")
+    p.add_argument("--height", type=argtypes.positive_int, default=88)
+    p.add_argument("--width", type=argtypes.positive_int, default=116)
+    p.add_argument("--channels", type=argtypes.positive_int, default=32)
+    p.add_argument("--layers", type=argtypes.positive_int, default=4)
+    p.add_argument("--windows", type=argtypes.positive_int, default=40, help="windows per sequence")
+    p.add_argument("--repeats", type=argtypes.positive_int, default=5,
+                   help="sequences (the probe alternates per window)")
+    p.add_argument("--threads", type=argtypes.int_in_range(1, 1024), default=None,
+                   help="torch CPU threads (default: torch's setting)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     a = p.parse_args(argv)
     if a.threads:

@@ -19,6 +19,7 @@ import time
 import numba
 import numpy as np
 
+from eventstereo import argtypes
 from eventstereo.bench._common import bench_parser, best_time, report
 from eventstereo.events import SBTSettings, encode_sbt, make_events
 
@@ -81,8 +82,8 @@ def sbt_bincount(events: np.ndarray, sensor, s: SBTSettings, t_end: int) -> np.n
 
 def main(argv: list[str] | None = None) -> int:
     p = bench_parser("sbt", __doc__)
-    p.add_argument("--events", type=int, default=2_000_000)
-    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--events", type=argtypes.positive_int, default=2_000_000)
+    p.add_argument("--repeat", type=argtypes.positive_int, default=5)
     args = p.parse_args(argv)
     numba.set_num_threads(1)
     sensor, s = (346, 260), SBTSettings(window_us=50_000, n_bins=5, mode="sign")

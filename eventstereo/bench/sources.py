@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from eventstereo import argtypes
 from eventstereo.bench._common import bench_parser, report
 from eventstereo.events.sbt import SBTSettings, encode_sbt
 from eventstereo.events.types import from_xytp_array
@@ -86,9 +87,11 @@ def _baseline(root: Path, sequence: str, settings: SBTSettings, n: int) -> tuple
 
 def main(argv: list[str] | None = None) -> int:
     p = bench_parser("sources", __doc__)
-    p.add_argument("--seconds", type=float, default=10.0, help="length of the generated recording")
-    p.add_argument("--rate", type=float, default=500_000.0, help="events/s per camera")
-    p.add_argument("--windows", type=int, default=None, help="time only the first N windows")
+    p.add_argument("--seconds", type=argtypes.positive_float, default=10.0,
+                   help="length of the generated recording")
+    p.add_argument("--rate", type=argtypes.positive_float, default=500_000.0, help="events/s per camera")
+    p.add_argument("--windows", type=argtypes.positive_int, default=None,
+                   help="time only the first N windows")
     p.add_argument("--dir", default=None, help="write the recording here instead of a temporary folder")
     args = p.parse_args(argv)
     settings = SBTSettings()

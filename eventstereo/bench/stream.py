@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+from eventstereo import argtypes
 from eventstereo.bench._common import bench_parser, report
 from eventstereo.events.window import StereoWindow
 from eventstereo.runtime.session import SessionOptions, StreamSession
@@ -134,10 +135,14 @@ def _measure(make_model: Callable[[], tuple[torch.nn.Module, object]], source: _
 
 def build_parser() -> argparse.ArgumentParser:
     p = bench_parser("stream", __doc__.splitlines()[0])
-    p.add_argument("--windows", type=int, default=20, help="windows per run of the demo model")
-    p.add_argument("--paper-windows", type=int, default=4, help="windows per run of the paper-size model")
-    p.add_argument("--rounds", type=int, default=2, help="interleaved rounds (the best is kept)")
-    p.add_argument("--seed", type=int, default=1000, help="synthetic scene of the replayed windows")
+    p.add_argument("--windows", type=argtypes.positive_int, default=20,
+                   help="windows per run of the demo model")
+    p.add_argument("--paper-windows", type=argtypes.positive_int, default=4,
+                   help="windows per run of the paper-size model")
+    p.add_argument("--rounds", type=argtypes.positive_int, default=2,
+                   help="interleaved rounds (the best is kept)")
+    p.add_argument("--seed", type=argtypes.non_negative_int, default=1000,
+                   help="synthetic scene of the replayed windows")
     p.add_argument("--device", default="all", help="cpu, cuda, or all (cpu and, when present, cuda)")
     p.add_argument("--skip-paper", action="store_true", help="only the demo model")
     p.add_argument("--paper-model", help="a trained paper-size model file instead of random weights")

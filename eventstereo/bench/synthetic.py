@@ -16,16 +16,18 @@ import time
 
 import numpy as np
 
+from eventstereo import argtypes
 from eventstereo.sources.synthetic import SyntheticConfig, SyntheticStereoSource, load_config_file
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="eventstereo bench synthetic", description=__doc__)
-    p.add_argument("--width", type=int, default=346)
-    p.add_argument("--height", type=int, default=260)
-    p.add_argument("--seconds", type=float, default=5.0, help="seconds of scene to generate (timed)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--window-ms", type=float, default=50.0)
+    p = argtypes.OneLineErrorParser(prog="eventstereo bench synthetic", description=__doc__)
+    p.add_argument("--width", type=argtypes.int_in_range(1, 8192), default=346)
+    p.add_argument("--height", type=argtypes.int_in_range(1, 8192), default=260)
+    p.add_argument("--seconds", type=argtypes.positive_float, default=5.0,
+                   help="seconds of scene to generate (timed)")
+    p.add_argument("--seed", type=argtypes.non_negative_int, default=0)
+    p.add_argument("--window-ms", type=argtypes.positive_float, default=50.0)
     p.add_argument("--max-px-per-render", type=float, default=None,
                    help="override the adaptive render step (image motion per render, px)")
     p.add_argument("--config", help="JSON file of SyntheticConfig settings (e.g. tools/configs/"

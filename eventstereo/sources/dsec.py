@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from eventstereo.errors import InputError
-from eventstereo.events.types import EVENT_DTYPE
+from eventstereo.events.types import EVENT_DTYPE, inside_sensor
 from eventstereo.events.window import StereoWindow
 from eventstereo.sources.base import IndexedSource, WindowRuns
 from eventstereo.sources.calib_yaml import load_yaml
@@ -249,12 +249,15 @@ class DSECSequence:
         d[img == 0] = np.inf
         return d
 
-    def events(self, side: str, t_start: int, t_end: int) -> np.ndarray:
+    def events(self, side: str, t_start: int, t_end: int, where: str = "the window") -> np.ndarray:
+        """Rectified events of one camera in [t_start, t_end) (absolute us). Raw events outside the
+        sensor are dropped, with a warning naming ``where`` when that is all of them; the few that
+        rectification maps out of the image are dropped silently."""
         x, y, p, t = self.files[side].slice(t_start, t_end)
-        w, h = self.sensor_size
         x = x.astype(np.int64)
         y = y.astype(np.int64)
-        inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+        inside = inside_sensor(x, y, self.sensor_size, where=f"{where} ({side} camera)",
+                               source=str(self.files[side].path))
         if not inside.all():
             x, y, p, t = x[inside], y[inside], p[inside], t[inside]
         rx, ry = self.luts[side]
@@ -278,8 +281,8 @@ class DSECSequence:
                 int(self.disp_paths[frame].stem) if self.disp_paths[frame].stem.isdigit() else None
             )
         return StereoWindow(
-            left=self.events("left", t_start, t_end),
-            right=self.events("right", t_start, t_end),
+            left=self.events("left", t_start, t_end, f"window {k}"),
+            right=self.events("right", t_start, t_end, f"window {k}"),
             t_start_us=t_start - self.t0,
             t_end_us=t_end - self.t0,
             sensor_size=self.sensor_size,

@@ -10,12 +10,11 @@ The stereo papers (DDES and those that compare with it) evaluate on GT made by D
   not in it (ours: [start, end), on the integer-microsecond clock either way).
 
 ``exact`` (fxB / depth as float32, events in [start, end)) stays the default; ``ddes`` is for comparing
-with published numbers.
+with published numbers. The option is ``--gt-convention``, a field of the mvsec entry of the source
+registry (eventstereo/sources/registry.py), so every tool that takes the source options has it.
 """
 
 from __future__ import annotations
-
-import argparse
 
 import numpy as np
 
@@ -66,29 +65,3 @@ def first_event_us(t_start_us: int, convention: str) -> int:
     """The earliest event time (integer us) a window starting at ``t_start_us`` takes: the start itself
     (exact, [start, end)) or the microsecond after it (ddes, strictly after the start)."""
     return t_start_us + 1 if convention == "ddes" else t_start_us
-
-
-def add_gt_convention_argument(parser: argparse.ArgumentParser) -> None:
-    """``--gt-convention {exact,ddes}`` for a tool, unless the parser's source options already have it."""
-    try:
-        parser.add_argument(
-            "--gt-convention",
-            choices=GT_CONVENTIONS,
-            default="exact",
-            help="mvsec: exact float GT (default), or ddes: the published tables' GT (1/7 px steps, "
-            ">= 255/7 px invalid, events strictly after the window start)",
-        )
-    except argparse.ArgumentError:  # the source registry defines it
-        pass
-
-
-def apply_gt_convention(source, convention: str) -> None:
-    """Make ``source`` read under ``convention``; InputError for a source without the option.
-
-    The MVSEC source reads lazily, so this holds for every window read afterwards.
-    """
-    check_gt_convention(convention)
-    if hasattr(source, "gt_convention"):
-        source.gt_convention = convention
-    elif convention != "exact":
-        raise InputError(f"--gt-convention {convention} applies to --source mvsec, not {source.name}")

@@ -26,7 +26,7 @@ import numba
 import numpy as np
 
 from eventstereo.errors import InputError
-from eventstereo.events.types import EVENT_DTYPE
+from eventstereo.events.types import EVENT_DTYPE, report_outside
 from eventstereo.events.window import StereoWindow
 from eventstereo.sources.base import IndexedSource, WindowRuns
 from eventstereo.sources.calib_yaml import parse_yaml
@@ -316,13 +316,19 @@ def _times_us(rows, t0):
 
 @numba.njit(cache=True, nogil=True)
 def _convert_rows(rows, lo, hi, t0, rx, ry, rectify, out, k):
-    """Rows [lo, hi) of an MVSEC (N, 4) block -> EVENT_DTYPE records from out[k]; returns the new k."""
+    """Rows [lo, hi) of an MVSEC (N, 4) block -> EVENT_DTYPE records from out[k]; returns the new k and
+    how many rows lay outside the sensor or had a NaN x, y or p (compared as floats before the cast, so
+    NaN is outside). Rows that rectification maps out of the image are dropped but not counted."""
     h, w = rx.shape
+    outside = 0
     for i in range(lo, hi):
-        xi = np.int64(np.rint(rows[i, 0]))
-        yi = np.int64(np.rint(rows[i, 1]))
-        if xi < 0 or xi >= w or yi < 0 or yi >= h:
+        xf = np.rint(rows[i, 0])
+        yf = np.rint(rows[i, 1])
+        if not (xf >= 0 and xf < w and yf >= 0 and yf < h and rows[i, 3] == rows[i, 3]):
+            outside += 1
             continue
+        xi = np.int64(xf)
+        yi = np.int64(yf)
         if rectify:
             xo = rx[yi, xi]
             yo = ry[yi, xi]
@@ -336,7 +342,7 @@ def _convert_rows(rows, lo, hi, t0, rx, ry, rectify, out, k):
         out[k]["t"] = np.int64(np.rint((rows[i, 2] - t0) * 1e6))
         out[k]["p"] = 1 if rows[i, 3] > 0 else 0
         k += 1
-    return k
+    return k, outside
 
 
 class EventColumn:
@@ -412,19 +418,24 @@ class EventColumn:
         return lo * self.block_rows + int(np.searchsorted(times, t_us, side="left"))
 
     def events(
-        self, t_start_us: int, t_end_us: int, rx: np.ndarray, ry: np.ndarray, rectify: bool = True
+        self, t_start_us: int, t_end_us: int, rx: np.ndarray, ry: np.ndarray, rectify: bool = True, *,
+        where: str = "the window",
     ) -> np.ndarray:
-        """EVENT_DTYPE events with t in [t_start_us, t_end_us), rectified and rounded."""
+        """EVENT_DTYPE events with t in [t_start_us, t_end_us), rectified and rounded. When every event of
+        the span lies outside the sensor (or has a NaN x, y or p), a warning names ``where``."""
         lo, hi = self.index_of(t_start_us), self.index_of(t_end_us)
         out = np.empty(max(hi - lo, 0), EVENT_DTYPE)
-        k, row = 0, lo
+        k, row, outside = 0, lo, 0
         while row < hi:
             b = row // self.block_rows
             blk = self._block(b)[0]
             a = row - b * self.block_rows
             e = min(hi - b * self.block_rows, blk.shape[0])
-            k = _convert_rows(blk, a, e, self.t0, rx, ry, rectify, out, k)
+            k, n_out = _convert_rows(blk, a, e, self.t0, rx, ry, rectify, out, k)
+            outside += n_out
             row = b * self.block_rows + e
+        h, w = rx.shape
+        report_outside(len(out), len(out) - outside, (w, h), where=where, source=self.ds.file.filename)
         return out[:k]
 
     def time_us(self, row: int) -> int:
@@ -617,9 +628,10 @@ class MVSECSequence:
         t_end = self.depth_t_end_us[np.asarray(frames, np.int64)]
         return (t_end > start) & (t_end - self.window_us < stop)
 
-    def events(self, side: str, t_start_us: int, t_end_us: int) -> np.ndarray:
+    def events(self, side: str, t_start_us: int, t_end_us: int, where: str = "the window") -> np.ndarray:
         rx, ry = self._lut[side]
-        return self.columns[side].events(t_start_us, t_end_us, rx, ry, self.rectify)
+        return self.columns[side].events(t_start_us, t_end_us, rx, ry, self.rectify,
+                                         where=f"{where} ({side} camera)")
 
     def gt_disparity(self, frame: int) -> np.ndarray:
         """GT disparity float32 (H, W) under the sequence's convention, inf where invalid: fxB / depth
@@ -651,9 +663,11 @@ class MVSECSequence:
 
     def _window(self, t_start: int, t_end: int, gt, meta, **kw) -> StereoWindow:
         first = first_event_us(t_start, self.gt_convention)
+        where = f"depth frame {meta['frame']}" if meta["frame"] is not None else \
+            f"window {t_end // self.window_us - 1}"
         return StereoWindow(
-            left=self.events("left", first, t_end),
-            right=self.events("right", first, t_end),
+            left=self.events("left", first, t_end, where),
+            right=self.events("right", first, t_end, where),
             t_start_us=t_start,
             t_end_us=t_end,
             sensor_size=self.sensor_size,

@@ -22,6 +22,7 @@ from typing import Any
 
 from eventstereo.errors import InputError
 from eventstereo.sources.base import Source
+from eventstereo.sources.gt_convention import GT_CONVENTIONS
 
 MAX_SENSOR_PX = 8192
 """Largest synthetic sensor side accepted (a typo such as 34600 would otherwise allocate gigabytes)."""
@@ -155,6 +156,9 @@ class MVSECSourceConfig(_Common):
     sequence: str | None = option("sequence (e.g. indoor_flying1)")
     split: int | None = option("split 1 or 3", choices=(1, 3))
     subset: str | None = option("subset of the split", choices=("train", "val", "test"))
+    gt_convention: str = option("exact float GT, or ddes: the published tables' GT (1/7 px steps, "
+                                ">= 255/7 px invalid, events strictly after the window start)", "exact",
+                                choices=GT_CONVENTIONS)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -217,7 +221,8 @@ def _open_synthetic(c: SyntheticSourceConfig) -> Source:
 def _open_mvsec(c: MVSECSourceConfig) -> Source:
     from eventstereo.sources.mvsec import MVSECSource
 
-    return MVSECSource(c.root, sequence=c.sequence, split=c.split, subset=c.subset, window_us=c.window_us)
+    return MVSECSource(c.root, sequence=c.sequence, split=c.split, subset=c.subset, window_us=c.window_us,
+                       gt_convention=c.gt_convention)
 
 
 def _open_dsec(c: DSECSourceConfig) -> Source:
@@ -303,8 +308,8 @@ def config_from_args(args: argparse.Namespace):
         raise InputError(f"unknown source {kind!r}; choose from {', '.join(SOURCE_KINDS)}")
     entry = SOURCES[kind]
     own = {s.name for s in field_specs(entry.config)}
-    for name, uses in _cli_table().items():  # an option with no default, given to a kind that has none
-        if name not in own and uses[0][1].default is None and _given(args, name) is not None:
+    for name, uses in _cli_table().items():  # an option given (not its default) to a kind that lacks it
+        if name not in own and _given(args, name) not in (None, uses[0][1].default):
             raise InputError(f"{uses[0][1].flag} does not apply to --source {kind} "
                              f"(only to {', '.join(k for k, _ in uses)})")
     values = {n: _given(args, n) for n in own if _given(args, n) is not None}

@@ -17,16 +17,27 @@ from eventstereo.training.data import ConcatStores, EncodedWindows
 log = logging.getLogger(__name__)
 
 
+MAX_SEEDS = 10_000
+"""Most seeds one list may name (a typo such as 0-99999999 would otherwise build a list for minutes)."""
+
+
 def parse_seeds(spec: str) -> list[int]:
-    """``"0-63"``, ``"1,5,9"`` or ``"0-3,10-11"`` -> the listed integers, in order, without repeats."""
-    out: list[int] = []
+    """``"0-63"``, ``"1,5,9"`` or ``"0-3,10-11"`` -> the listed integers, in order, without repeats.
+
+    ValueError for a part that is not N or N-M, an empty list, or more than MAX_SEEDS seeds (counted
+    before any range is expanded).
+    """
+    ranges: list[range] = []
     for part in filter(None, (p.strip() for p in spec.split(","))):
         lo, sep, hi = part.partition("-")
         try:
-            values = range(int(lo), int(hi) + 1) if sep else [int(lo)]
+            values = range(int(lo), int(hi) + 1) if sep else range(int(lo), int(lo) + 1)
         except ValueError:
             raise ValueError(f"bad seed list {spec!r}: {part!r} is not N or N-M") from None
-        out.extend(v for v in values if v not in out)
+        ranges.append(values)
+        if sum(map(len, ranges)) > MAX_SEEDS:
+            raise ValueError(f"seed list {spec!r} names more than {MAX_SEEDS} seeds")
+    out = list(dict.fromkeys(v for r in ranges for v in r))
     if not out:
         raise ValueError(f"empty seed list {spec!r}")
     return out

@@ -295,21 +295,23 @@ def test_ddes_convention_quantises_known_depths_and_marks_255_invalid(tmp_path, 
         MVSECSource(root, sequence=SEQ, gt_convention="ddse")
 
 
-def test_gt_convention_option_for_tools_and_sources():
+def test_gt_convention_is_one_field_of_the_mvsec_registry_entry(tiny):
     import argparse
 
-    from eventstereo.sources.gt_convention import add_gt_convention_argument, apply_gt_convention
-    from eventstereo.sources.synthetic import SyntheticConfig, SyntheticStereoSource
+    from eventstereo.sources.registry import add_source_arguments, open_source
 
     p = argparse.ArgumentParser()
-    add_gt_convention_argument(p)
-    add_gt_convention_argument(p)  # a parser whose source options already define it keeps theirs
-    assert p.parse_args([]).gt_convention == "exact"
-    assert p.parse_args(["--gt-convention", "ddes"]).gt_convention == "ddes"
-    with SyntheticStereoSource(SyntheticConfig(width=32, height=24), seed=0) as synth:
-        apply_gt_convention(synth, "exact")  # nothing to change
-        with pytest.raises(InputError, match="--gt-convention ddes applies to --source mvsec"):
-            apply_gt_convention(synth, "ddes")
+    add_source_arguments(p)
+    base = ["--source", "mvsec", "--root", str(tiny["root"]), "--sequence", SEQ]
+    assert p.parse_args(base).gt_convention == "exact"
+    with open_source(p.parse_args(base + ["--gt-convention", "ddes"])) as src:
+        assert src.gt_convention == "ddes"
+    with pytest.raises(SystemExit):
+        p.parse_args(base + ["--gt-convention", "ddse"])
+    with pytest.raises(InputError, match="--gt-convention does not apply to --source synthetic"):
+        open_source(p.parse_args(["--gt-convention", "ddes"]))
+    with open_source(p.parse_args(["--gt-convention", "exact", "--width", "32", "--height", "24"])):
+        pass  # the default value is no mistake on any source
 
 
 def test_ddes_convention_drops_the_event_at_the_window_start(tiny):
