@@ -298,3 +298,17 @@ def test_bench_and_app_options(argv, needle, capsys):
     rc = run_cli(argv)
     err = capsys.readouterr().err
     assert rc == 2 and len(err.strip().splitlines()) == 1 and needle in err, err
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--config", "missing.json", "--seeds", "0"], "missing.json"),
+    (["--seeds", "0-999999999"], "names more than 10000 seeds"),
+    (["--seeds", "0", "--windows", "0"], "argument --windows: must be an integer >= 1, got '0'"),
+    (["--seeds", "0", "--window-ms", "nan"], "argument --window-ms: must be a finite number"),
+])
+def test_cache_synthetic_options(argv, needle, tmp_path, capsys):
+    config = [] if "--config" in argv else ["--config", str(ROOT / "tools/configs/synthetic_varied.json")]
+    rc = _tool_status(_tool("cache_synthetic"), [*config, *argv, "--out", str(tmp_path / "c")])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and needle in err and "Traceback" not in err, err
+    assert not (tmp_path / "c").exists()
