@@ -186,6 +186,17 @@ def test_mvsec_stray_event_at_minus_5_s_streams_lazily(tiny_model, tmp_path, cap
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["windows"] == 2
 
 
+def test_mvsec_start_past_the_end_is_refused(tiny_model, tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    source = _mvsec(tmp_path, _events(rng, 300, 0.0, 0.1), _events(rng, 300, 0.0, 0.1), depth_ts=[0.05, 0.1])
+    rc = run_cli(["stream", *source, "--start-s", "100", "--model", str(tiny_model), "--windows", "0"])
+    assert_one_line_error(rc, capsys.readouterr().err,
+                          "--start-s 100 is past the end of the mvsec recording (2 windows of 50 ms)")
+    rc = run_cli(["stream", *source, "--start-s", "0.06", "--model", str(tiny_model), "--windows", "0",
+                  "--json", "--no-rates"])
+    assert rc == 0 and json.loads(capsys.readouterr().out.splitlines()[-1])["windows"] == 1
+
+
 def test_dsec_window_whose_events_all_lie_outside_the_sensor_is_named(tiny_model, tmp_path, capsys, caplog):
     from eventstereo.sources import dsec_synth as synth
 
