@@ -15,7 +15,9 @@ import logging
 import sys
 from pathlib import Path
 
-from eventstereo.events.sbt import SBTSettings
+from eventstereo import argtypes
+from eventstereo.cli import report_error
+from eventstereo.events.sbt import MODES, SBTSettings
 from eventstereo.sources.cache import write_sbt_cache
 from eventstereo.sources.synthetic import SyntheticConfig, SyntheticStereoSource, load_config_file
 from eventstereo.training.stereo import parse_seeds
@@ -24,30 +26,38 @@ log = logging.getLogger("cache_synthetic")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cache_synthetic", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argtypes.OneLineErrorParser(prog="cache_synthetic", description=__doc__,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-v", "--verbose", action="store_true", help="show the traceback of an error")
     p.add_argument("--config", required=True, help="JSON file of SyntheticConfig settings")
-    p.add_argument("--seeds", required=True, help="scene seeds, e.g. 2000-2095")
-    p.add_argument("--windows", type=int, default=32, help="windows per seed")
+    p.add_argument("--seeds", type=argtypes.seed_spec, required=True, help="scene seeds, e.g. 2000-2095")
+    p.add_argument("--windows", type=argtypes.positive_int, default=32, help="windows per seed")
     p.add_argument("--out", required=True, help="folder for the cache files (<config stem>-seedN.h5)")
-    p.add_argument("--bins", type=int, default=5)
-    p.add_argument("--sbt-mode", default="sign")
-    p.add_argument("--window-ms", type=float, default=50.0)
+    p.add_argument("--bins", type=argtypes.int_in_range(1, 64), default=5)
+    p.add_argument("--sbt-mode", choices=MODES, default="sign")
+    p.add_argument("--window-ms", type=argtypes.float_in_range(0.0, 10_000.0, lo_open=True), default=50.0)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Write the caches; a user's mistake (a bad config file, a bad value) is one line and status 2."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    window_us = int(round(args.window_ms * 1000))
-    config = SyntheticConfig.from_dict({**load_config_file(args.config), "window_us": window_us})
-    settings = SBTSettings(window_us=window_us, n_bins=args.bins, mode=args.sbt_mode)
-    for seed in parse_seeds(args.seeds):
-        path = Path(args.out) / f"{Path(args.config).stem}-seed{seed}.h5"
-        if not path.exists():
-            write_sbt_cache(SyntheticStereoSource(config, seed=seed), path, settings,
-                            max_windows=args.windows, progress=False)
-        print(path)
+    try:
+        window_us = int(round(args.window_ms * 1000))
+        config = SyntheticConfig.from_dict({**load_config_file(args.config), "window_us": window_us})
+        settings = SBTSettings(window_us=window_us, n_bins=args.bins, mode=args.sbt_mode)
+        for seed in parse_seeds(args.seeds):
+            path = Path(args.out) / f"{Path(args.config).stem}-seed{seed}.h5"
+            if not path.exists():
+                write_sbt_cache(SyntheticStereoSource(config, seed=seed), path, settings,
+                                max_windows=args.windows, progress=False)
+            print(path)
+    except KeyboardInterrupt:
+        print("interrupted (rerun the same command to resume)", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the edge: one line, the traceback only with -v
+        return report_error(e, args.verbose, "cache_synthetic")
     return 0
 
 

@@ -37,6 +37,11 @@ class Source(ABC):
     def can_seek(self) -> bool:
         return type(self).seek is not Source.seek
 
+    @property
+    def at_end(self) -> bool:
+        """No window is left from the current position (a seek past the end of a recording)."""
+        return False
+
     def close(self) -> None:  # noqa: B027 - optional hook: sources without resources need no close
         """Release files or devices; safe to call twice."""
 
@@ -184,6 +189,10 @@ class IndexedSource(Source):
             self._pos = i + 1
             yield win
         self._pos = 0
+
+    @property
+    def at_end(self) -> bool:
+        return self._pos >= len(self.items)
 
     def seek_window(self, i: int) -> None:
         """Continue from window i; the next window is marked as following a gap."""

@@ -283,6 +283,10 @@ class AedatStereoSource(Source):
         self._pos = min(max(int(t_us) // self.window_us, 0), self._n)
         self._gap_next = True
 
+    @property
+    def at_end(self) -> bool:
+        return self._pos >= self._n
+
     def describe(self) -> str:
         return (
             f"AEDAT4 {self.path.name} ({self.cameras[0]} | {self.cameras[1]}): {self._n} windows, "

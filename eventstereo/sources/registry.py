@@ -329,6 +329,11 @@ def open_config(config) -> Source:
             source.close()
             raise InputError(f"--start-s: the {entry.name} source cannot seek")
         source.seek(int(round(config.start_s * 1e6)))
+        if source.at_end:
+            n = len(source)
+            source.close()
+            raise InputError(f"--start-s {config.start_s:g} is past the end of the {entry.name} recording "
+                             f"({n} windows of {config.window_ms:g} ms)")
     return source
 
 

@@ -186,6 +186,17 @@ def test_mvsec_stray_event_at_minus_5_s_streams_lazily(tiny_model, tmp_path, cap
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["windows"] == 2
 
 
+def test_mvsec_start_past_the_end_is_refused(tiny_model, tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    source = _mvsec(tmp_path, _events(rng, 300, 0.0, 0.1), _events(rng, 300, 0.0, 0.1), depth_ts=[0.05, 0.1])
+    rc = run_cli(["stream", *source, "--start-s", "100", "--model", str(tiny_model), "--windows", "0"])
+    assert_one_line_error(rc, capsys.readouterr().err,
+                          "--start-s 100 is past the end of the mvsec recording (2 windows of 50 ms)")
+    rc = run_cli(["stream", *source, "--start-s", "0.06", "--model", str(tiny_model), "--windows", "0",
+                  "--json", "--no-rates"])
+    assert rc == 0 and json.loads(capsys.readouterr().out.splitlines()[-1])["windows"] == 1
+
+
 def test_dsec_window_whose_events_all_lie_outside_the_sensor_is_named(tiny_model, tmp_path, capsys, caplog):
     from eventstereo.sources import dsec_synth as synth
 
@@ -298,3 +309,17 @@ def test_bench_and_app_options(argv, needle, capsys):
     rc = run_cli(argv)
     err = capsys.readouterr().err
     assert rc == 2 and len(err.strip().splitlines()) == 1 and needle in err, err
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--config", "missing.json", "--seeds", "0"], "missing.json"),
+    (["--seeds", "0-999999999"], "names more than 10000 seeds"),
+    (["--seeds", "0", "--windows", "0"], "argument --windows: must be an integer >= 1, got '0'"),
+    (["--seeds", "0", "--window-ms", "nan"], "argument --window-ms: must be a finite number"),
+])
+def test_cache_synthetic_options(argv, needle, tmp_path, capsys):
+    config = [] if "--config" in argv else ["--config", str(ROOT / "tools/configs/synthetic_varied.json")]
+    rc = _tool_status(_tool("cache_synthetic"), [*config, *argv, "--out", str(tmp_path / "c")])
+    err = capsys.readouterr().err
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and needle in err and "Traceback" not in err, err
+    assert not (tmp_path / "c").exists()
