@@ -21,6 +21,9 @@ SECTION = "## The paper's stereo setting: MVSEC split 1"
 
 SHRINK = {  # per tool: options appended to make the command run in seconds on the tiny recording
     "prepare_mvsec.py": ["--max-windows", "8", "--quiet"],
+    "search_stereo.py": ["--crop", "48", "64", "--filter-multiplier", "1", "--max-disparity", "12",
+                         "--matching-layers", "2", "--seq-len", "1", "--epochs", "2", "--warmup-epochs", "1",
+                         "--checkpoint-every", "1", "--no-progress", "--threads", "1"],
     "train_stereo.py": ["--iterations", "2", "--crop", "48", "64", "--filter-multiplier", "1",
                         "--max-disparity", "12", "--seq-len", "2", "--workers", "0", "--validate-every", "1",
                         "--checkpoint-every", "1", "--no-progress", "--device", "cpu"],
@@ -48,10 +51,12 @@ def _tool(name: str):
 def test_recipe_lists_prepare_train_and_evaluate_with_the_ddes_convention():
     cmds = recipe_commands()
     tools = [Path(c[1]).name for c in cmds]
-    assert tools == ["prepare_mvsec.py", "train_stereo.py", "eval_stereo.py"]
+    assert tools == ["prepare_mvsec.py", "search_stereo.py", "train_stereo.py", "eval_stereo.py"]
     assert all(c[0] == ".venv/bin/python" for c in cmds)
-    assert "ddes" in cmds[0] and "ddes" in cmds[2] and "--json" in cmds[2]
-    assert (REPO / cmds[1][cmds[1].index("--config") + 1]).is_file()
+    assert "ddes" in cmds[0] and "ddes" in cmds[3] and "--json" in cmds[3]
+    search_out = cmds[1][cmds[1].index("--out") + 1]
+    assert cmds[2][cmds[2].index("--genotype") + 1] == f"{search_out}/genotype.json"  # retrain what was found
+    assert (REPO / cmds[2][cmds[2].index("--config") + 1]).is_file()
 
 
 def test_recipe_runs_end_to_end_on_a_tiny_mvsec_layout(tmp_path, monkeypatch, capsys):
@@ -72,6 +77,7 @@ def test_recipe_runs_end_to_end_on_a_tiny_mvsec_layout(tmp_path, monkeypatch, ca
     for subset in ("train", "val", "test"):
         with SBTCache(cache / f"split1_{subset}.h5") as c:
             assert len(c) == 8 and c.gt_convention == "ddes" and c.has_gt
+    assert (tmp_path / "runs" / "mvsec-split1-search" / "genotype.json").is_file()
     assert (tmp_path / "runs" / "mvsec-split1" / "model.safetensors").is_file()
     row = json.loads(out.splitlines()[-1])
     assert row["gt_convention"] == "ddes" and row["gt_windows"] == 2
