@@ -529,7 +529,9 @@ class SyntheticStereoSource(Source):
                 ex, ey, et, ep = cur.buf[view]
             ex[n:n + m], ey[n:n + m], et[n:n + m], ep[n:n + m] = xs, ys, ts, ps
             n += m
-        jitter_times(self._rng(_JITTER, index, view), et[:n], sensor.timestamp_jitter_us, t0, self.window_us)
+        if sensor.timestamp_jitter_us > 0:
+            rng = self._rng(_JITTER, index, view)
+            jitter_times(rng, et[:n], sensor.timestamp_jitter_us, t0, self.window_us)
         out = np.empty(n, EVENT_DTYPE)
         sort_by_time(ex, ey, et, ep, n, np.int64(t0), np.int64(self.window_us),
                      out["x"], out["y"], out["t"], out["p"])
