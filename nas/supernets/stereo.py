@@ -141,6 +141,7 @@ class StereoSupernet(ArchMixin, SpikeDHSStereo):
     def __init__(self, *, filter_multiplier: int = 8, nodes: int = 3, in_channels: int = 5,
                  max_disparity: int = 63, feature_layers: int = 2, matching_layers: int = 4,
                  mixing: str = "membrane", spec: NeuronSpec | None = None):
+        # SpikeDHSStereo.__init__ builds fixed nets: set the attributes it sets, around searchable nets
         nn.Module.__init__(self)
         spec = spec or NeuronSpec()
         self.config = dict(filter_multiplier=filter_multiplier, nodes=nodes, in_channels=in_channels,

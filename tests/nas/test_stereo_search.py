@@ -114,3 +114,18 @@ def test_measure_times_an_iteration_and_reports_memory(capsys):
     assert out["crop"] == [24, 24] and out["arch_parameters"] == sum(
         p.numel() for p in StereoSupernet(filter_multiplier=1, max_disparity=11, in_channels=2,
                                           matching_layers=2).arch_parameters())
+
+
+def test_trellis_betas_are_normalised_over_the_transitions_leaving_each_node():
+    net = _net()
+    trellis = net.matching.trellis
+    with torch.no_grad():
+        trellis.betas.normal_(generator=torch.Generator().manual_seed(0))
+    w, mask = trellis.beta_weights(), trellis.transition_mask()
+    for layer in range(w.shape[0]):
+        for src in range(w.shape[1]):
+            leaving = [w[layer, s, t] for t, s in ((0, src + 1), (1, src), (2, src - 1))
+                       if 0 <= s < w.shape[1] and mask[layer, s, t]]
+            if leaving:
+                torch.testing.assert_close(sum(leaving), torch.tensor(1.0))
+    assert (w[~mask] == 0).all()
