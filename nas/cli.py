@@ -29,9 +29,20 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-from eventstereo.errors import EventStereoError  # noqa: E402
+from eventstereo import argtypes  # noqa: E402
 
 PAPER = dict(channels=16, cells=8, nodes=4, timesteps=6)
+
+# Upper bounds of the size options: far above any published setting, low enough that a typo (an extra
+# zero or three) is refused here rather than by the allocator after minutes of loading.
+CHANNELS = argtypes.int_in_range(1, 1024)
+CELLS = argtypes.int_in_range(2, 64)  # fixed_path: one cell would take both reductions at once
+NODES = argtypes.int_in_range(1, 16)
+TIMESTEPS = argtypes.int_in_range(1, 1000)
+BATCH = argtypes.int_in_range(1, 65536)
+IMAGE_SIDE = argtypes.int_in_range(1, 4096)
+SEED = argtypes.int_in_range(0, 2**32 - 1)
+LR = argtypes.float_in_range(0.0, 10.0, lo_open=True)
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -40,13 +51,7 @@ def _device(name: str):
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError as e:
-        raise EventStereoError(f"--device: {e}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise EventStereoError("--device: CUDA is not available here (use --device cpu or auto)")
-    return dev
+    return torch.device(name)  # argtypes.device has checked it exists on this machine
 
 
 def _emit(args: argparse.Namespace, result: dict[str, Any], text: str = "") -> None:
@@ -326,10 +331,12 @@ def _common(p: argparse.ArgumentParser, *, data: bool = True) -> None:
                        help="dataset (default digits, offline); " + "; ".join(
                            f"{k}: {v.layout}" for k, v in DATASETS.items() if v.needs_root))
         p.add_argument("--root", help="folder holding the dataset (see --dataset)")
-        p.add_argument("--image-size", type=int,
+        p.add_argument("--image-size", type=IMAGE_SIDE,
                        help="imagefolder: resize to this; event data: pool frames to it")
-        p.add_argument("--limit", type=int, help="use only the first N samples of each split (a quick try)")
-    p.add_argument("--device", default="auto", help="auto (CUDA if available, else CPU), cpu, cuda, cuda:1")
+        p.add_argument("--limit", type=argtypes.positive_int,
+                       help="use only the first N samples of each split (a quick try)")
+    p.add_argument("--device", type=argtypes.device, default="auto",
+                   help="auto (CUDA if available, else CPU), cpu, cuda, cuda:1")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last stdout line")
     p.add_argument("--quiet", action="store_true", help="no progress bars (and with --json only the JSON)")
 
@@ -340,12 +347,12 @@ def _size(p: argparse.ArgumentParser, *, defaults: bool) -> None:
             return " (default: the genotype's)"
         return f" (default {PAPER[k]}, " + ("DARTS's search width)" if k == "channels" else "the paper's)")
 
-    p.add_argument("--channels", type=int,
+    p.add_argument("--channels", type=CHANNELS,
                    help="initial channels C: a node at level l has C * 2**l" + note("channels"))
-    p.add_argument("--cells", type=int, help="cells L, reductions at L//3 and 2L//3" + note("cells"))
-    p.add_argument("--nodes", type=int, help="nodes per cell" + note("nodes"))
-    p.add_argument("--timesteps", type=int, help="steps T per sample" + note("timesteps"))
-    p.add_argument("--batch-size", type=int, help="batch size (default 64 for search, 96 for retrain)")
+    p.add_argument("--cells", type=CELLS, help="cells L, reductions at L//3 and 2L//3" + note("cells"))
+    p.add_argument("--nodes", type=NODES, help="nodes per cell" + note("nodes"))
+    p.add_argument("--timesteps", type=TIMESTEPS, help="steps T per sample" + note("timesteps"))
+    p.add_argument("--batch-size", type=BATCH, help="batch size (default 64 for search, 96 for retrain)")
 
 
 def _positive(name: str):
@@ -354,18 +361,25 @@ def _positive(name: str):
             v = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
-        if v < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be >= 1, got {v}")
+        if not 1 <= v <= 100_000:
+            raise argparse.ArgumentTypeError(f"{name} must be >= 1 (and at most 100000), got {v}")
         return v
     return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nas", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argtypes.OneLineErrorParser(prog="nas", description=__doc__,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-v", "--verbose", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+    verbose = argparse.ArgumentParser(add_help=False)  # -v after the verb too; SUPPRESS keeps `nas -v VERB`
+    verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                         help="show the traceback of an error")
 
-    s = sub.add_parser("search", help="bi-level search of a SpikeDHS-CLA cell; writes OUT/genotype.json",
+    def verb(name: str, **kw) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[verbose], **kw)
+
+    s = verb("search", help="bi-level search of a SpikeDHS-CLA cell; writes OUT/genotype.json",
                        description="Search the cell (alphas) of a classification supernet with DARTS "
                                    "fixed downsampling by first-order bi-level optimisation (weights on "
                                    "half A, architecture on half B). Resumes from OUT/checkpoint.pt. "
@@ -373,22 +387,24 @@ def build_parser() -> argparse.ArgumentParser:
     _common(s)
     _size(s, defaults=True)
     s.add_argument("--epochs", type=_positive("--epochs"), default=50, help="search epochs (default 50)")
-    s.add_argument("--warmup-epochs", type=int, default=15, help="epochs before the architecture moves (15)")
+    s.add_argument("--warmup-epochs", type=argtypes.int_in_range(0, 100_000), default=15,
+                   help="epochs before the architecture moves (15)")
     s.add_argument("--mixing", choices=("membrane", "spike"), default="membrane",
                    help="mix candidate ops at the membrane (default, one neuron per node) or at the spike")
     s.add_argument("--reduction-cell", choices=("shared", "separate"), default="shared",
                    help="reduction cells share the normal cell's alphas (default; the published form) or "
                         "are searched separately (DARTS)")
-    s.add_argument("--stem-multiplier", type=int, default=3, help="stem width = this x C (default 3)")
-    s.add_argument("--lr", type=float, default=0.025, help="weight learning rate (SGD, cosine; 0.025)")
-    s.add_argument("--arch-lr", type=float, default=1e-3, help="architecture learning rate (Adam; 1e-3)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--stem-multiplier", type=argtypes.int_in_range(1, 16), default=3,
+                   help="stem width = this x C (default 3)")
+    s.add_argument("--lr", type=LR, default=0.025, help="weight learning rate (SGD, cosine; 0.025)")
+    s.add_argument("--arch-lr", type=LR, default=1e-3, help="architecture learning rate (Adam; 1e-3)")
+    s.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
     s.add_argument("--name", default="searched", help="name written into the genotype")
     s.add_argument("--out", required=True, help="output folder (checkpoint, genotype.json, tb/)")
     s.add_argument("--no-resume", action="store_true", help="start afresh even if OUT has a checkpoint")
     s.set_defaults(fn=cmd_search)
 
-    d = sub.add_parser("decode", help="print a search checkpoint's or a genotype's cells and path",
+    d = verb("decode", help="print a search checkpoint's or a genotype's cells and path",
                        description="Decode a search checkpoint (top-2 non-skip edges per node, argmax op) or "
                                    "read a genotype JSON, and print it readably.")
     d.add_argument("source", metavar="CHECKPOINT_OR_GENOTYPE")
@@ -398,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(fn=cmd_decode)
 
-    r = sub.add_parser("retrain", help="train SpikeDHS-CLA from a genotype; writes OUT/model.safetensors",
+    r = verb("retrain", help="train SpikeDHS-CLA from a genotype; writes OUT/model.safetensors",
                        description="Build SpikeDHS-CLA from the genotype (size options override its "
                                    "width, depth and steps), train it (SGD, cosine lr, auxiliary head 0.4, "
                                    "cutout for images), evaluate it and save an eventstereo model file. "
@@ -407,10 +423,10 @@ def build_parser() -> argparse.ArgumentParser:
     _size(r, defaults=False)
     r.add_argument("--genotype", required=True, help="genotype JSON (from nas search or nas decode --out)")
     r.add_argument("--epochs", type=_positive("--epochs"), default=100, help="epochs (default 100)")
-    r.add_argument("--lr", type=float, default=0.025, help="initial learning rate (SGD, cosine; 0.025)")
+    r.add_argument("--lr", type=LR, default=0.025, help="initial learning rate (SGD, cosine; 0.025)")
     r.add_argument("--no-auxiliary", action="store_true", help="no auxiliary head")
     r.add_argument("--no-cutout", action="store_true", help="natural images: crop and flip but no cutout")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
     r.add_argument("--out", required=True, help="output folder (checkpoint, model.safetensors, tb/)")
     r.add_argument("--no-resume", action="store_true", help="start afresh even if OUT has a checkpoint")
     from nas.temporal.cli import add_arguments as add_temporal_arguments
@@ -418,36 +434,38 @@ def build_parser() -> argparse.ArgumentParser:
     add_temporal_arguments(r)
     r.set_defaults(fn=cmd_retrain)
 
-    e = sub.add_parser("eval", help="accuracy, firing rates and energy of a model on a test split",
+    e = verb("eval", help="accuracy, firing rates and energy of a model on a test split",
                        description="Evaluate a SpikeDHS-CLA model file on the dataset's test split.")
     _common(e)
     e.add_argument("--model", required=True, help="model file (.safetensors) from nas retrain")
-    e.add_argument("--timesteps", type=int, help="frames per event sample (default: the genotype's)")
+    e.add_argument("--timesteps", type=TIMESTEPS, help="frames per event sample (default: the genotype's)")
     e.set_defaults(fn=cmd_eval)
 
-    n = sub.add_parser("energy", help="operations and energy per sample, per layer (REFERENCE §10)",
+    n = verb("energy", help="operations and energy per sample, per layer (REFERENCE §10)",
                        description="Count additions (spike-fed layers) and MACs (real-valued inputs) "
                                    "per layer on example inputs from the model's dataset (or --dataset) "
                                    "and price them at 0.9 pJ per addition and 4.6 pJ per MAC.")
     _common(n)
     n.add_argument("--model", required=True, help="model file (.safetensors)")
-    n.add_argument("--samples", type=int, default=32, help="example test samples (default 32)")
-    n.add_argument("--timesteps", type=int, help="frames per event sample (default: the genotype's)")
+    n.add_argument("--samples", type=argtypes.int_in_range(1, 100_000), default=32,
+                   help="example test samples (default 32)")
+    n.add_argument("--timesteps", type=TIMESTEPS, help="frames per event sample (default: the genotype's)")
     n.set_defaults(fn=cmd_energy)
 
-    b = sub.add_parser("bench", help="search and retrain iteration: fused vs eager neurons (time, memory)",
+    b = verb("bench", help="search and retrain iteration: fused vs eager neurons (time, memory)",
                        description="Time one search iteration (supernet forward + backward, weights and "
                                    "architecture) and one retrain iteration of SpikeDHS-CLA with the fused "
                                    "neurons against the eager loop, in the same run, each in its own process "
                                    "for its peak memory. Ratios are what mean something on a shared machine.")
-    b.add_argument("--size", type=int, default=32, help="image side (default 32, CIFAR)")
-    b.add_argument("--timesteps", type=int, default=6)
-    b.add_argument("--batch-size", type=int, default=32)
-    b.add_argument("--channels", type=int, default=16)
-    b.add_argument("--cells", type=int, default=8)
-    b.add_argument("--nodes", type=int, default=4)
-    b.add_argument("--repeats", type=int, default=3, help="timed iterations after one warm-up (default 3)")
-    b.add_argument("--device", default="cpu")
+    b.add_argument("--size", type=IMAGE_SIDE, default=32, help="image side (default 32, CIFAR)")
+    b.add_argument("--timesteps", type=TIMESTEPS, default=6, help="steps T (default 6)")
+    b.add_argument("--batch-size", type=BATCH, default=32, help="batch size (default 32)")
+    b.add_argument("--channels", type=CHANNELS, default=16, help="initial channels C (default 16)")
+    b.add_argument("--cells", type=CELLS, default=8, help="cells L (default 8)")
+    b.add_argument("--nodes", type=NODES, default=4, help="nodes per cell (default 4)")
+    b.add_argument("--repeats", type=argtypes.int_in_range(1, 1000), default=3,
+                   help="timed iterations after one warm-up (default 3)")
+    b.add_argument("--device", type=argtypes.device, default="cpu", help="cpu, cuda, cuda:N (default cpu)")
     b.add_argument("--json", action="store_true", help="print one JSON object as the last stdout line")
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(fn=cmd_bench)
@@ -455,13 +473,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from eventstereo.cli import report_error
+
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.fn(args)
-    except (EventStereoError, ValueError) as e:
-        print(f"nas {args.verb}: error: {e}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print(f"nas {args.verb}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the edge: one line, the traceback only with -v
+        return report_error(e, args.verbose, f"nas {args.verb}")
 
 
 if __name__ == "__main__":

@@ -7,9 +7,14 @@ import argparse
 
 from torch import nn
 
+from eventstereo import argtypes
 from eventstereo.errors import InputError
 
 __all__ = ["add_arguments", "attach_from_args", "report"]
+
+
+_COUNT = argtypes.int_in_range(1, 10**9)
+_AT_LEAST_0 = argtypes.int_in_range(0, 10**9)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -19,16 +24,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--hns", action="store_true", help="search each layer's neuron kind: LIF, ALIF or ReLU")
     s.add_argument("--dgs", metavar="LAYERS", default="",
                    help="search the surrogate temperature of these layers: 'stem' or comma-separated names")
-    s.add_argument("--energy-lambda", type=float, default=0.0,
+    s.add_argument("--energy-lambda", type=argtypes.float_in_range(), default=0.0,  # [0, 1]: attach checks
                    help="HNS energy-aware loss weight in [0, 1] (0 = task loss only)")
-    s.add_argument("--tps-period", type=int, default=5, help="iterations per TPS search step")
-    s.add_argument("--tps-warmup", type=int, default=0, help="iterations before TPS starts moving")
-    s.add_argument("--dgs-every", type=int, default=20, help="iterations per DGS round")
-    s.add_argument("--dgs-batches", type=int, default=5, help="DGS batches at the end of each round")
-    s.add_argument("--search-iterations", type=int, default=0,
+    s.add_argument("--tps-period", type=_COUNT, default=5, help="iterations per TPS search step")
+    s.add_argument("--tps-warmup", type=_AT_LEAST_0, default=0, help="iterations before TPS starts moving")
+    s.add_argument("--dgs-every", type=_COUNT, default=20, help="iterations per DGS round")
+    s.add_argument("--dgs-batches", type=_COUNT, default=5, help="DGS batches at the end of each round")
+    s.add_argument("--search-iterations", type=_AT_LEAST_0, default=0,
                    help="decide after this many iterations and train the decided network for the rest "
                         "(0 = decide at the end)")
-    s.add_argument("--arch-lr", type=float, default=0.05, help="Adam learning rate of the TPS/HNS weights")
+    s.add_argument("--arch-lr", type=argtypes.float_in_range(0.0, 10.0, lo_open=True), default=0.05,
+                   help="Adam learning rate of the TPS/HNS weights")
 
 
 def attach_from_args(args: argparse.Namespace, model: nn.Module):
