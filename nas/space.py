@@ -10,7 +10,7 @@
   (``conv_currents``), the cell's biggest saving. 2-D (N, C, H, W) and 3-D (N, D, C, H, W) maps.
 - :class:`Trellis`: the layer search over 4 resolution levels: node (layer l, level s) is a cell fed by
   the outputs of layer l-1 at levels s-1 (down), s (stay) and, with ``allow_up``, s+1 (up), resampled to
-  level s (nearest) and mixed with softmax(beta[l, s]) over the transitions that exist.
+  level s (nearest) and mixed by the betas, softmax over the transitions leaving each node (LEAStereo).
 - :class:`ClassifierSupernet`: the classification supernet with DARTS fixed downsampling (stem,
   ``cells`` searchable cells sharing one set of alphas, reduction at 1/3 and 2/3 depth).
 
@@ -211,9 +211,9 @@ class Trellis(ArchMixin, nn.Module):
     Each existing transition has its own cell ``make_cell(s, c_s0, c_s1)`` (as in LEAStereo): it reads
     s1 = the previous layer's output at the source level resampled (nearest) to s, and s0 = the
     previous-but-one layer's output at s (the stem's, resampled, where that layer does not reach s).
-    Node output = sum_t softmax(beta)_t * cell_t(s0, s1). ``c_out(s)`` is a cell's output width at
-    level s. ``forward`` returns the last layer's outputs per level (None where unreachable); 3-D maps
-    need ``planes`` (disparity planes per level).
+    Node output = sum_t w_t * cell_t(s0, s1), w from :meth:`beta_weights`. ``c_out(s)`` is a cell's
+    output width at level s. ``forward`` returns the last layer's outputs per level (None where
+    unreachable); 3-D maps need ``planes`` (disparity planes per level).
     """
 
     def __init__(self, layers: int, c_stem: int, c_out: Callable[[int], int],
@@ -252,10 +252,27 @@ class Trellis(ArchMixin, nn.Module):
         return mask
 
     def beta_weights(self) -> Tensor:
-        """softmax(beta) over each node's existing transitions (0 elsewhere)."""
-        mask = self.transition_mask().to(self.betas.device)
-        w = F.softmax(self.betas.masked_fill(~mask, float("-inf")), dim=-1)
-        return torch.nan_to_num(w, nan=0.0)
+        """Transition weights, (layers, levels, 3) indexed by target node (0 where none exists): softmax of
+        beta over the transitions LEAVING each node (stay / down / up from (layer - 1, s)), as LEAStereo.
+
+        Why not over those entering a node: a node with a single input (the first node at each new
+        depth) would weigh it 1 whatever the betas, so the Viterbi decoding would always prefer the
+        diagonal to the deepest levels. Normalised over the outputs, the weights along every path multiply
+        to a probability (the paths of the trellis sum to 1), which the max-probability path assumes."""
+        mask = self.transition_mask()
+        layers, levels, _ = mask.shape
+        flat: list[Tensor | None] = [None] * (layers * levels * 3)
+        for layer in range(layers):
+            for src in range(levels):
+                leaving = [(s, t) for t, s in ((0, src + 1), (1, src), (2, src - 1))
+                           if 0 <= s < levels and mask[layer, s, t]]
+                if not leaving:
+                    continue
+                p = F.softmax(torch.stack([self.betas[layer, s, t] for s, t in leaving]), dim=0)
+                for i, (s, t) in enumerate(leaving):
+                    flat[(layer * levels + s) * 3 + t] = p[i]
+        zero = self.betas.new_zeros(())
+        return torch.stack([zero if v is None else v for v in flat]).view(layers, levels, 3)
 
     def _resample(self, x: Tensor, src: int, dst: int, planes: Sequence[int] | None) -> Tensor:
         return resample2d(x, src, dst) if self.dim == 2 else resample3d(x, src, dst, planes)

@@ -49,34 +49,6 @@ def _cell_factory(nodes: int, f: int, dim: int, mixing: str, spec: NeuronSpec):
     return make
 
 
-class StereoTrellis(Trellis):
-    """nas.space.Trellis with LEAStereo's beta normalisation: softmax over the transitions LEAVING each
-    node (stay / down / up from (layer - 1, s)), not over those entering one.
-
-    Why: normalised over the inputs, a node with a single input (the first node at each new depth) weighs
-    it 1 whatever the betas, so the Viterbi decoding always prefers the diagonal down to the deepest
-    levels (found on the first search here: every decode was [1, 2, 3, 3]). Normalised over the
-    outputs, the weights of every path multiply to a probability (the paths of a trellis sum to 1), which
-    is what the max-probability path assumes. Same (layers, levels, 3) layout, indexed by target node.
-    """
-
-    def beta_weights(self) -> Tensor:
-        mask = self.transition_mask()
-        layers, levels, _ = mask.shape
-        flat: list[Tensor | None] = [None] * (layers * levels * 3)
-        for layer in range(layers):
-            for src in range(levels):
-                leaving = [(s, t) for t, s in ((0, src + 1), (1, src), (2, src - 1))
-                           if 0 <= s < levels and mask[layer, s, t]]
-                if not leaving:
-                    continue
-                p = F.softmax(torch.stack([self.betas[layer, s, t] for s, t in leaving]), dim=0)
-                for i, (s, t) in enumerate(leaving):
-                    flat[(layer * levels + s) * 3 + t] = p[i]
-        zero = self.betas.new_zeros(())
-        return torch.stack([zero if v is None else v for v in flat]).view(layers, levels, 3)
-
-
 def _reached_levels(trellis: Trellis) -> list[int]:
     return [s for s in range(trellis.levels) if bool(trellis.transition_mask()[-1, s].any())]
 
@@ -89,7 +61,7 @@ class SearchFeatureNet(nn.Module):
         c = nodes * f
         self.stem0 = ConvBNSpike(in_channels, c, STEM_STRIDE, 2, spec, stride=STEM_STRIDE, padding=0)
         self.stem1 = ConvBNSpike(c, c, 3, 2, spec)
-        self.trellis = StereoTrellis(layers, c, lambda s: nodes * f * 2**s,
+        self.trellis = Trellis(layers, c, lambda s: nodes * f * 2**s,
                                _cell_factory(nodes, f, 2, mixing, spec), dim=2, allow_up=True)
         self.alphas = init_alphas(nodes)
         self.levels = _reached_levels(self.trellis)
@@ -114,7 +86,7 @@ class SearchMatchingNet(nn.Module):
         self.level_planes = level_planes(max_disparity)
         self.stem0 = CostVolumeStem(c_feat, c, make_neuron(spec))
         self.stem1 = ConvBNSpike(c, c, 3, 3, spec)
-        self.trellis = StereoTrellis(layers, c, lambda s: nodes * f * 2**s,
+        self.trellis = Trellis(layers, c, lambda s: nodes * f * 2**s,
                                _cell_factory(nodes, f, 3, mixing, spec), dim=3, allow_up=True)
         self.alphas = init_alphas(nodes)
         self.levels = _reached_levels(self.trellis)
