@@ -79,6 +79,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.box = LatestBox()
         self.maker = FrameMaker()
         self.playing = True
+        self.source_ended = False  # paused by the end of the source, not by the user
         self.run_limit: int | None = None  # windows per run (headless runs); None: until the source ends
         self.frames_drawn = 0
         self.last_frame: Frame | None = None
@@ -200,6 +201,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self._stop_session()
         if self.source is not None and self.source is not source:
             self.source.close()
+        if self.source_ended:  # paused only because the last source ran out: a new one plays
+            self.playing, self.source_ended = True, False
+            self.playback.show_playing(True)
         self.source, self.config = source, config
         if config is not None:
             self.source_box.select(config)
@@ -272,6 +276,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if worker is not self.worker or self.run_limit is not None:
             return
         self.playing = False
+        self.source_ended = True
         self.playback.show_playing(False)
         if not self.message.text():
             self.note.setText("end of the source: Play runs it again")
@@ -288,6 +293,7 @@ class MainWindow(QtWidgets.QMainWindow):
     # --- playback -----------------------------------------------------------------------------------
     def play(self) -> None:
         self.playing = True
+        self.source_ended = False
         self.playback.show_playing(True)
         if self.session is not None:
             self.session.resume()
@@ -295,6 +301,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def pause(self) -> None:
         self.playing = False
+        self.source_ended = False
         self.playback.show_playing(False)
         if self.session is not None:
             self.session.pause()

@@ -58,10 +58,16 @@ class SessionWorker(QtCore.QThread):
         self.session, self.maker, self.box, self.max_windows = session, maker, box, max_windows
         self.recorder = None
         self.windows = 0
+        self._results = None
+
+    def start(self) -> None:  # noqa: D102 - QThread.start, with the run begun in the caller's thread
+        # begun here, in the GUI thread, so a stop() right after start() cannot be undone by the run
+        self._results = self.session.run(max_windows=self.max_windows)
+        super().start()
 
     def run(self) -> None:
         try:
-            for r in self.session.run(max_windows=self.max_windows):
+            for r in self._results:
                 frame = self.maker(r)
                 recorder = self.recorder
                 if recorder is not None:

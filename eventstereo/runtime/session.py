@@ -320,13 +320,19 @@ class StreamSession:
 
     # --- the loop -----------------------------------------------------------------------------------
     def run(self, max_windows: int | None = None) -> Iterator[WindowResult]:
-        """Yield one WindowResult per window until the source ends, ``max_windows`` or ``stop()``."""
+        """Yield one WindowResult per window until the source ends, ``max_windows`` or ``stop()``.
+
+        The run starts when ``run()`` is CALLED, not at the first ``next()``: a ``stop()`` that comes after
+        the call (from another thread, before the iteration begins) ends the run instead of being lost."""
         self._stop.clear()
         self._totals = _Totals(started=time.perf_counter())
         self.metrics.reset()
         self._queue = None
         with self._turn:
             self._clock = None
+        return self._iterate(max_windows)
+
+    def _iterate(self, max_windows: int | None) -> Iterator[WindowResult]:
         produced = self._produce_threaded(max_windows) if self.options.overlap else self._produce(max_windows)
         last_generation = None
         try:

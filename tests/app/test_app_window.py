@@ -188,7 +188,7 @@ def test_headless_bad_option_is_one_line(capsys):
 def test_bench_app_reports_the_ratio_and_display_rates(capsys):
     from app.bench import main
 
-    assert main(["--windows", "3", "--rounds", "1", "--draw-seconds", "0.2", "--width", str(W),
+    assert main(["--windows", "3", "--rounds", "2", "--draw-seconds", "0.2", "--width", str(W),
                  "--height", str(H), "--json"]) == 0
     r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert r["headless_windows_per_s"] > 0 and r["app_windows_per_s"] > 0
@@ -204,3 +204,29 @@ def test_without_a_display_the_window_command_says_how_to_run_headless(monkeypat
     monkeypatch.setattr("sys.platform", "linux")
     assert main(["--width", str(W), "--height", str(H)]) == 2
     assert "--frames N" in capsys.readouterr().err
+
+
+def test_a_source_that_ran_out_leaves_the_next_one_playing(qapp, qtbot):
+    """The end of a source pauses (Play runs it again), but a newly opened source plays: the pause was
+    the old source's, not the user's (the bench's second round waited forever on it)."""
+    from eventstereo.bench.stream import _Replay
+    from eventstereo.sources.registry import open_config
+
+    with open_config(SyntheticSourceConfig(seed=3, width=W, height=H)) as synth:
+        windows = [w for _, w in zip(range(2), synth)]
+    w = MainWindow()
+    w.show()  # close() then stops the session (closeEvent)
+    try:
+        w.set_source(_Replay(windows, synth))
+        qtbot.waitUntil(lambda: w.source_ended, timeout=TIMEOUT)
+        assert not w.playing
+        w.set_source(_Replay(windows, synth))
+        assert w.playing
+        qtbot.waitUntil(lambda: w.source_ended, timeout=TIMEOUT)
+        assert w.worker.windows == 2
+        w.set_source(_Replay(windows, synth))
+        w.pause()  # a pause the user asked for survives opening another source
+        w.set_source(_Replay(windows, synth))
+        assert not w.playing
+    finally:
+        w.close()
