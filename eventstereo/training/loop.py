@@ -8,6 +8,7 @@ where the killed one stopped.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import os
@@ -103,6 +104,11 @@ class TrainHook:
         pass
 
 
+def _leave_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def init_distributed(device: str = "cpu") -> DistInfo:
     """Join the process group torchrun describes in the environment; a no-op for a single process."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -112,6 +118,9 @@ def init_distributed(device: str = "cpu") -> DistInfo:
     if not dist.is_initialized():
         backend = "nccl" if device.startswith("cuda") else "gloo"
         dist.init_process_group(backend=backend)
+        # every caller leaves the group at exit, not only train(): a process exiting with a live gloo
+        # group can abort in its threads ("terminate called without an active exception")
+        atexit.register(_leave_process_group)
     if device.startswith("cuda"):
         torch.cuda.set_device(info.local_rank)
     return info
