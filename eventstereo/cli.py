@@ -18,6 +18,7 @@ import os
 import pkgutil
 import sys
 import traceback
+from collections.abc import Callable
 
 import eventstereo  # sets OMP_WAIT_POLICY=PASSIVE before torch loads (see eventstereo/__init__.py)
 from eventstereo.errors import EventStereoError
@@ -135,19 +136,27 @@ def report_error(e: BaseException, verbose: bool, prog: str = "eventstereo") -> 
     return 1
 
 
+def run_at_edge(fn: Callable[[], int], verbose: bool, prog: str = "eventstereo",
+                interrupted: str = "interrupted") -> int:
+    """``fn()`` as a command's exit status: Ctrl-C is ``interrupted`` on stderr and 130, any exception
+    one line through :func:`report_error` (the traceback only with ``verbose``). Every command and
+    tool ends here, so none shows a bare traceback."""
+    try:
+        return fn()
+    except KeyboardInterrupt:
+        print(interrupted, file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the edge: nothing reaches the user as a bare traceback
+        return report_error(e, verbose, prog)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args, rest = build_parser().parse_known_args(argv)
     verbose = args.verbose or any(a in ("-v", "--verbose") for a in rest)
     rest = [a for a in rest if a not in ("-v", "--verbose")]
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(message)s")
-    try:
-        return args.fn(args, rest)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:  # noqa: BLE001 - the edge: nothing reaches the user as a bare traceback
-        return report_error(e, verbose)
+    return run_at_edge(lambda: args.fn(args, rest), verbose)
 
 
 if __name__ == "__main__":

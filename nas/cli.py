@@ -473,18 +473,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from eventstereo.cli import report_error
+    from eventstereo.cli import run_at_edge
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return args.fn(args)
-    except KeyboardInterrupt:
-        print(f"nas {args.verb}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:  # noqa: BLE001 - the edge: one line, the traceback only with -v
-        return report_error(e, args.verbose, f"nas {args.verb}")
+    return run_at_edge(lambda: args.fn(args), args.verbose, f"nas {args.verb}",
+                       interrupted=f"nas {args.verb}: interrupted")
 
 
 if __name__ == "__main__":

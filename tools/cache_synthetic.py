@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from eventstereo import argtypes
-from eventstereo.cli import report_error
+from eventstereo.cli import run_at_edge
 from eventstereo.events.sbt import MODES, SBTSettings
 from eventstereo.sources.cache import write_sbt_cache
 from eventstereo.sources.synthetic import SyntheticConfig, SyntheticStereoSource, load_config_file
@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     """Write the caches; a user's mistake (a bad config file, a bad value) is one line and status 2."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
+
+    def work() -> int:
         window_us = int(round(args.window_ms * 1000))
         config = SyntheticConfig.from_dict({**load_config_file(args.config), "window_us": window_us})
         settings = SBTSettings(window_us=window_us, n_bins=args.bins, mode=args.sbt_mode)
@@ -53,12 +54,10 @@ def main(argv: list[str] | None = None) -> int:
                 write_sbt_cache(SyntheticStereoSource(config, seed=seed), path, settings,
                                 max_windows=args.windows, progress=False)
             print(path)
-    except KeyboardInterrupt:
-        print("interrupted (rerun the same command to resume)", file=sys.stderr)
-        return 130
-    except Exception as e:  # noqa: BLE001 - the edge: one line, the traceback only with -v
-        return report_error(e, args.verbose, "cache_synthetic")
-    return 0
+        return 0
+
+    return run_at_edge(work, args.verbose, "cache_synthetic",
+                       interrupted="interrupted (rerun the same command to resume)")
 
 
 if __name__ == "__main__":

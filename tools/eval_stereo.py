@@ -33,7 +33,7 @@ import sys
 import numpy as np
 
 from eventstereo import argtypes
-from eventstereo.cli import report_error
+from eventstereo.cli import run_at_edge
 from eventstereo.runtime.session import StreamSession, WindowResult
 from eventstereo.runtime.stream_command import (
     add_runtime_arguments,
@@ -230,13 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:  # noqa: BLE001 - the edge: one line, the traceback only with -v
-        return report_error(e, args.verbose, "eval_stereo")
+    return run_at_edge(lambda: run(args), args.verbose, "eval_stereo")
 
 
 def run(args: argparse.Namespace) -> int:

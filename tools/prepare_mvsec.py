@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from eventstereo import argtypes
-from eventstereo.cli import report_error
+from eventstereo.cli import run_at_edge
 from eventstereo.errors import InputError
 from eventstereo.events.sbt import MODES, SBTSettings
 from eventstereo.sources.cache import write_sbt_cache
@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     """Write the caches; a user's mistake (bad option, unreadable data) is one line and status 2."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    try:
+
+    def work() -> int:
         jobs = jobs_of(args)
         for a, _ in jobs:  # every option checked before the first file is written
             config_from_args(a)
@@ -86,12 +87,10 @@ def main(argv: list[str] | None = None) -> int:
                         raise InputError(f"--source {a.source} is endless: give --max-windows N") from None
                 log.info("%s -> %s", source.describe(), out)
                 write_sbt_cache(source, out, settings, max_windows=a.max_windows, progress=not a.quiet)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:  # noqa: BLE001 - the edge: one line, the traceback only with -v
-        return report_error(e, args.verbose, "prepare_mvsec")
-    return 0
+        return 0
+
+    return run_at_edge(work, args.verbose, "prepare_mvsec",
+                       interrupted="interrupted")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from eventstereo import argtypes
-from eventstereo.cli import report_error
+from eventstereo.cli import run_at_edge
 from eventstereo.errors import InputError
 from eventstereo.events.sbt import SBTSettings
 from eventstereo.sources.registry import add_source_arguments, config_from_args
@@ -184,13 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     """Train; a user's mistake (bad data, a corrupt checkpoint) is one line ``error: ...`` and status 2."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        return run(args, argv)
-    except KeyboardInterrupt:
-        print("interrupted (rerun the same command to resume from the last checkpoint)", file=sys.stderr)
-        return 130
-    except Exception as e:  # noqa: BLE001 - the edge: one line, the traceback only with -v
-        return report_error(e, args.verbose, "train_stereo")
+    return run_at_edge(lambda: run(args, argv), args.verbose, "train_stereo",
+                       interrupted="interrupted (rerun the same command to resume from the last checkpoint)")
 
 
 def run(args: argparse.Namespace, argv: list[str] | None) -> int:
