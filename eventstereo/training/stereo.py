@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import copy
+import glob
 import hashlib
 import json
 import logging
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -89,6 +91,32 @@ def cached_windows(args: argparse.Namespace, seeds: list[int], windows: int | No
     return ConcatStores(stores)
 
 
+def _natural_key(name: str) -> list:
+    """Sort key that orders seed2 before seed10."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def expand_cache_paths(paths) -> list[str]:
+    """Cache paths with shell patterns (``runs/varied-cache/*.h5``) expanded, each in natural seed order.
+
+    A JSON training config cannot rely on a shell to expand them, and cache file names carry a hash of the
+    source settings that a hand-written list goes stale against. A pattern that matches nothing is an
+    InputError naming it (an empty training set would otherwise fail far from the cause).
+    """
+    from eventstereo.errors import InputError
+
+    out: list[str] = []
+    for p in map(str, paths):
+        if not glob.has_magic(p):
+            out.append(p)
+            continue
+        found = sorted(glob.glob(p), key=_natural_key)
+        if not found:
+            raise InputError(f"{p}: no cache file matches this pattern")
+        out.extend(found)
+    return out
+
+
 def store_from_args(args: argparse.Namespace, seeds: str | None, windows: int | None, settings: SBTSettings,
                     *, cache_dir: str | os.PathLike | None = None, build: bool = True):
     """A window store: the SBT cache file(s) ``args.cache`` if set; else one registry source per seed of
@@ -97,7 +125,7 @@ def store_from_args(args: argparse.Namespace, seeds: str | None, windows: int | 
         from eventstereo.sources.cache import SBTCache
 
         paths = [args.cache] if isinstance(args.cache, (str, os.PathLike)) else list(args.cache)
-        return ConcatStores([SBTCache(p) for p in paths])
+        return ConcatStores([SBTCache(p) for p in expand_cache_paths(paths)])
     seed_list = parse_seeds(seeds) if seeds else [args.seed]
     if cache_dir:
         return cached_windows(args, seed_list, windows, settings, cache_dir, build=build)

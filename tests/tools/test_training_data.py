@@ -140,3 +140,15 @@ def test_cache_names_follow_the_source_options():
     assert cache_name(a, Src, 1, 8, SETTINGS) != cache_name(a, Src, 2, 8, SETTINGS)
     other = SBTSettings(window_us=10_000, n_bins=3)
     assert cache_name(a, Src, 1, 8, SETTINGS) != cache_name(a, Src, 1, 8, other)
+
+
+def test_cache_patterns_expand_in_seed_order_and_an_empty_one_is_named(tmp_path):
+    from eventstereo.training.stereo import expand_cache_paths
+
+    for seed in (10, 2, 1):
+        (tmp_path / f"world-seed{seed}.h5").write_bytes(b"")
+    plain = str(tmp_path / "other.h5")
+    got = expand_cache_paths([plain, str(tmp_path / "world-seed*.h5")])
+    assert got == [plain] + [str(tmp_path / f"world-seed{s}.h5") for s in (1, 2, 10)]
+    with pytest.raises(InputError, match=r"nothing-\*\.h5: no cache file matches"):
+        expand_cache_paths([str(tmp_path / "nothing-*.h5")])
