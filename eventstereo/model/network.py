@@ -68,6 +68,7 @@ from eventstereo.model.ops import (
     OPS,
     ConvBN,
     call_forward_hooks,
+    conv3d_few_outputs,
     conv_currents,
     conv_nd,
     conv_nd_up2,
@@ -297,7 +298,10 @@ class MatchingNet(nn.Module):
             prev_prev, prev = prev, (out, level)
         y, level = prev
         if level == 0:
-            cost = conv_nd(y, self.head.weight, self.head.bias)  # (N * D0, 1, h, w)
+            if torch.is_grad_enabled():
+                cost = conv_nd(y, self.head.weight, self.head.bias)  # (N * D0, 1, h, w)
+            else:  # a read-out, thresholded by no neuron: the faster sum within float rounding
+                cost = conv3d_few_outputs(y, self.head.weight, self.head.bias)
         else:  # the head reads the reduced map nearest-upsampled to level 0: do that at level 1
             y = resample3d(self.reduce(y, steps), level, 1, planes)
             cost = conv_nd_up2(y, self.head.weight, self.head.bias, planes[0])
