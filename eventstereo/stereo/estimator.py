@@ -30,8 +30,8 @@ def _map_kernel(cost, width, disparities, radius, out, start, stop):  # pragma: 
 
     fastmath lets LLVM vectorise the max and the first-index search (two passes over a pixel's planes
     in L1 beat one branchy argmax); a NaN cost then gives an unspecified (but in-range) plane, not NaN.
-    Both need the planes of a pixel contiguous in a C-contiguous array: on an array of any strides
-    (numba layout 'A') the loops stay scalar, 3-4x slower.
+    Both need the planes of a pixel contiguous in a C-contiguous array (numba layout 'C'): handing the
+    kernel the cropped view itself (layout 'A') measured about 10 % slower at 346x260x64.
     """
     n_planes = cost.shape[2]
     for p in range(start, stop):
