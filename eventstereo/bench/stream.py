@@ -146,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="all", help="cpu, cuda, or all (cpu and, when present, cuda)")
     p.add_argument("--skip-paper", action="store_true", help="only the demo model")
     p.add_argument("--paper-model", help="a trained paper-size model file instead of random weights")
+    p.add_argument("--threads", type=argtypes.int_in_range(1, 1024), default=None,
+                   help="torch CPU threads (default: torch's setting); on a shared machine 1 gives the "
+                        "steadiest ratios")
     p.add_argument("--keep-freed-memory", action="store_true",
                    help="keep freed memory in the process (eventstereo.runtime.memory): no page faults")
     return p
@@ -157,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     from eventstereo.model.io import load_bundled_model
     from eventstereo.snn import fold_batchnorms
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit(f"eventstereo bench stream: --device {args.device}, but torch sees no CUDA device")

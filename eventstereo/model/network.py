@@ -35,9 +35,18 @@ The work is in the 3-D cells at 1/6 and 1/12 resolution; the layers at 1/3 resol
 computed only where they are read. In inference the weights are folded and transformed once per model
 (ops.prepared / ops.derived, recomputed when they change), the neurons update their state in place,
 3-D maps keep channels innermost in memory from layer to layer, and the x2 phase convs and the cost
-volume write their outputs in one pass. The convolutions themselves are about two thirds of a window
-on one CPU thread. A matching path whose deepest level keeps fewer than MIN_USEFUL_PLANES disparity
-planes gets a warning from the builder.
+volume write their outputs in one pass. A level-0 read-out (``head``) convolves each plane once with
+its three plane taps as output channels instead of stacking planes (ops.conv3d_few_outputs: within float
+rounding; every layer a neuron thresholds keeps the stacked conv, so spikes stay bit for bit). The
+convolutions themselves are about 55-60 % of a paper-size window on one CPU thread (about 95 GMAC/s,
+near what oneDNN reaches here); most of the rest is memory-bound: plane stacks, neuron state, the MAP
+estimator. Measured and not kept (issue 15): a pool of reused buffers removed all ~12k page faults
+per window but ran 4 % slower (reused buffers are cold in cache, fresh pages come zeroed and hot);
+prepacked oneDNN weights (torch.ops.mkldnn) saved 15-170 us per call but did not give the same sums on
+every shape; the taps-as-outputs conv for layers that feed neurons changes rounding and is only
+faster below 5 output channels; assembling the cost volume and firing its neuron in one pass saved
+1-2 %. A matching path whose deepest level keeps fewer than MIN_USEFUL_PLANES disparity planes gets a
+warning from the builder.
 """
 
 from __future__ import annotations
@@ -68,6 +77,7 @@ from eventstereo.model.ops import (
     OPS,
     ConvBN,
     call_forward_hooks,
+    conv3d_few_outputs,
     conv_currents,
     conv_nd,
     conv_nd_up2,
@@ -297,7 +307,10 @@ class MatchingNet(nn.Module):
             prev_prev, prev = prev, (out, level)
         y, level = prev
         if level == 0:
-            cost = conv_nd(y, self.head.weight, self.head.bias)  # (N * D0, 1, h, w)
+            if torch.is_grad_enabled():
+                cost = conv_nd(y, self.head.weight, self.head.bias)  # (N * D0, 1, h, w)
+            else:  # a read-out, thresholded by no neuron: the faster sum within float rounding
+                cost = conv3d_few_outputs(y, self.head.weight, self.head.bias)
         else:  # the head reads the reduced map nearest-upsampled to level 0: do that at level 1
             y = resample3d(self.reduce(y, steps), level, 1, planes)
             cost = conv_nd_up2(y, self.head.weight, self.head.bias, planes[0])

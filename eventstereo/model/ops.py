@@ -238,6 +238,32 @@ def conv_nd(x: Tensor, weight: Tensor, bias: Tensor | None, *, stride: int = 1,
                     padding=k // 2)
 
 
+def _taps_as_outputs(weight: Tensor) -> Tensor:
+    """Conv3d weight (C', C, 3, k, k) -> Conv2d weight (3C', C, k, k): plane tap kd is output block kd."""
+    return torch.cat(weight.unbind(2))
+
+
+def conv3d_few_outputs(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """``conv_nd(x, weight, bias)`` for a 'same' conv3x3x3 with few output channels, flat (N*D, C', H, W):
+    one 2-D conv of every plane with the three plane taps as output channels, then the taps' results
+    added with their plane shifts. No plane stack is built, and the conv reads C instead of 3C channels:
+    for C' <= 4 about 3x faster than the stacked conv here (oneDNN's time barely falls with C'). The
+    sum is taken in another order than the stacked conv's, so the result agrees within float rounding,
+    not bit for bit: use it where no neuron thresholds the result (the cost read-out)."""
+    if x.dim() != 5 or weight.dim() != 5 or weight.shape[2:] != (3, 3, 3):
+        raise ValueError("conv3d_few_outputs takes (N, D, C, H, W) maps and a 3x3x3 weight")
+    n, d = x.shape[:2]
+    co = weight.shape[0]
+    y = F.conv2d(x.flatten(0, 1), derived(weight, "taps-out", _taps_as_outputs), None, padding=1)
+    y = y.unflatten(0, (n, d))  # (N, D, 3C', H, W)
+    mid = y[:, :, co : 2 * co]  # tap 1 reads plane d
+    out = mid.clone() if bias is None else mid + bias.view(-1, 1, 1)
+    if d > 1:
+        out[:, 1:] += y[:, :-1, :co]  # tap 0 reads plane d - 1
+        out[:, :-1] += y[:, 1:, 2 * co :]  # tap 2 reads plane d + 1
+    return out.flatten(0, 1)
+
+
 def _squeeze_planes(weight: Tensor) -> Tensor:
     return weight[:, :, 0].clone()
 

@@ -110,8 +110,10 @@ def _surrogate_grad_(code, temp, scale, d):  # pragma: no cover - compiled
 # row slices of the chunk (LLVM vectorises those; the same loops over 2-D indices it does not).
 @numba.njit(nogil=True, cache=True, error_model="numpy")
 def _lif_fwd_nb(I, h, tau, theta, S, start, stop):  # pragma: no cover - compiled
-    """I (T, N) -> S (T, N); h (N,) holds h_0 on entry and h_T on exit."""
+    """I (T, N) -> S (T, N); h (N,) holds h_0 on entry and h_T on exit. Returns the number of spikes
+    of elements [start, stop) (what a firing-rate probe would otherwise sum again)."""
     T = I.shape[0]
+    count = 0
     for lo in range(start, stop, _CHUNK):
         hi = min(stop, lo + _CHUNK)
         hc = h[lo:hi]
@@ -123,6 +125,8 @@ def _lif_fwd_nb(I, h, tau, theta, S, start, stop):  # pragma: no cover - compile
                 fired = u - theta > 0
                 st[j] = 1 if fired else 0
                 hc[j] = 0 if fired else u
+                count += 1 if fired else 0
+    return count
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
@@ -169,6 +173,7 @@ def _lif_bwd_nb(I, h0, gS, ghT, tau, theta, code, temp, scale, gI, gh, start, st
 def _alif_fwd_nb(I, h, a, sp, tau, theta, beta, rho, S, start, stop):  # pragma: no cover - compiled
     """As _lif_fwd_nb with the adaptive threshold; h, a, sp (last spikes) are updated in place."""
     T = I.shape[0]
+    count = 0
     for lo in range(start, stop, _CHUNK):
         hi = min(stop, lo + _CHUNK)
         hc = h[lo:hi]
@@ -185,6 +190,8 @@ def _alif_fwd_nb(I, h, a, sp, tau, theta, beta, rho, S, start, stop):  # pragma:
                 st[j] = 1 if fired else 0
                 sc[j] = 1 if fired else 0
                 hc[j] = 0 if fired else u
+                count += 1 if fired else 0
+    return count
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
@@ -272,8 +279,9 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_pool_after_fork)
 
 
-def run_parallel(kernel, n: int, steps: int, *args) -> None:
-    """Run ``kernel(*args, start, stop)`` over element range [0, n), split across torch's thread count.
+def run_parallel(kernel, n: int, steps: int, *args) -> list:
+    """Run ``kernel(*args, start, stop)`` over element range [0, n), split across torch's thread count;
+    returns what the pieces returned, in element order.
 
     The kernels are serial and release the GIL; a plain thread pool runs the pieces. This keeps a
     second OpenMP runtime (numba's) out of the process: its spinning workers would compete with
@@ -281,8 +289,7 @@ def run_parallel(kernel, n: int, steps: int, *args) -> None:
     """
     workers = max(1, min(torch.get_num_threads(), (n * steps) // _MIN_WORK, -(-n // _CHUNK)))
     if workers == 1:
-        kernel(*args, 0, n)
-        return
+        return [kernel(*args, 0, n)]
     global _pool, _pool_size
     with _pool_lock:
         if _pool is None or _pool_size < workers - 1:
@@ -295,9 +302,8 @@ def run_parallel(kernel, n: int, steps: int, *args) -> None:
     per = -(-per // _CHUNK) * _CHUNK  # chunk-aligned pieces
     bounds = [(lo, min(n, lo + per)) for lo in range(0, n, per)]
     futures = [pool.submit(kernel, *args, lo, hi) for lo, hi in bounds[1:]]
-    kernel(*args, *bounds[0])
-    for f in futures:
-        f.result()
+    first = kernel(*args, *bounds[0])
+    return [first] + [f.result() for f in futures]
 
 
 def _opt_flat(g: Tensor | None) -> Tensor | None:
@@ -547,39 +553,47 @@ def _check_state(x: Tensor, *states: Tensor) -> None:
                              f"{x.device}, got {tuple(v.shape)} {v.dtype} on {v.device}")
 
 
-def lif_sequence_(x: Tensor, h: Tensor, tau: float, theta: float, impl: str = "auto") -> Tensor:
+def lif_sequence_(x: Tensor, h: Tensor, tau: float, theta: float, impl: str = "auto", *,
+                  counted: bool = False) -> Tensor | tuple[Tensor, int | None]:
     """Inference LIF over x [T, ...]: returns the spikes; ``h`` (contiguous, x's shape per step, dtype and
-    device) goes from h_0 to h_T in place. No autograd; the forward of :func:`lif_sequence` bit for bit."""
+    device) goes from h_0 to h_T in place. No autograd; the forward of :func:`lif_sequence` bit for bit.
+    ``counted``: return (spikes, number of spikes), the count taken by the numba kernel as it fires
+    (None from the torch implementation: counting there would cost a reduction and a sync)."""
     _check_state(x, h)
     impl = _inference_impl(impl, x)
     T = x.shape[0]
+    count = None
     with torch.no_grad():
         If = _flat(x.detach(), T)
         S = torch.empty_like(If)
         hf = h.view(-1)
         if impl == "numba":
             dt = x.dtype
-            run_parallel(_lif_fwd_nb, If.shape[1], T, _np(If), _np(hf), _scalar(tau, dt), _scalar(theta, dt),
-                         _np(S))
+            count = sum(run_parallel(_lif_fwd_nb, If.shape[1], T, _np(If), _np(hf), _scalar(tau, dt),
+                                     _scalar(theta, dt), _np(S)))
         else:
             _lif_fwd_torch_(If, hf, float(tau), float(theta), S)
-    return S.view(x.shape)
+    return (S.view(x.shape), count) if counted else S.view(x.shape)
 
 
 def alif_sequence_(x: Tensor, h: Tensor, a: Tensor, s: Tensor, tau: float, theta: float, beta: float,
-                   rho: float, impl: str = "auto") -> Tensor:
-    """Inference ALIF over x [T, ...]: returns the spikes; h, a and s (last spikes) updated in place."""
+                   rho: float, impl: str = "auto", *, counted: bool = False
+                   ) -> Tensor | tuple[Tensor, int | None]:
+    """Inference ALIF over x [T, ...]: returns the spikes; h, a and s (last spikes) updated in place.
+    ``counted``: as for :func:`lif_sequence_`."""
     _check_state(x, h, a, s)
     impl = _inference_impl(impl, x)
     T = x.shape[0]
+    count = None
     with torch.no_grad():
         If = _flat(x.detach(), T)
         S = torch.empty_like(If)
         hf, af, sf = h.view(-1), a.view(-1), s.view(-1)
         if impl == "numba":
             dt = x.dtype
-            run_parallel(_alif_fwd_nb, If.shape[1], T, _np(If), _np(hf), _np(af), _np(sf), _scalar(tau, dt),
-                         _scalar(theta, dt), _scalar(beta, dt), _scalar(rho, dt), _np(S))
+            count = sum(run_parallel(_alif_fwd_nb, If.shape[1], T, _np(If), _np(hf), _np(af), _np(sf),
+                                     _scalar(tau, dt), _scalar(theta, dt), _scalar(beta, dt),
+                                     _scalar(rho, dt), _np(S)))
         else:
             _alif_fwd_torch_(If, hf, af, sf, float(tau), float(theta), float(beta), float(rho), S)
-    return S.view(x.shape)
+    return (S.view(x.shape), count) if counted else S.view(x.shape)

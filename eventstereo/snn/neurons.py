@@ -240,6 +240,7 @@ class MemoryModule(StepModule):
         state = super().__getstate__()
         state["_memories"] = {k: None if v is None else v.detach() for k, v in self._memories.items()}
         state["_owned"] = set()
+        state.pop("_last_count", None)  # names the last output of this instance, not of a copy
         return state
 
     def _apply(self, fn, recurse: bool = True):
@@ -262,11 +263,23 @@ class BaseNeuron(MemoryModule):
         raise NotImplementedError
 
     def forward(self, x: Tensor) -> Tensor:
+        self._fired: int | None = None  # set by _sequence where the kernel counted the spikes
         if self._step_mode == "s":
-            return self._sequence(x.unsqueeze(0)).squeeze(0)
-        if x.dim() < 2:
-            raise ValueError(f"multi-step input must be [T, B, ...], got shape {tuple(x.shape)}")
-        return self._sequence(x)
+            out = self._sequence(x.unsqueeze(0)).squeeze(0)
+        else:
+            if x.dim() < 2:
+                raise ValueError(f"multi-step input must be [T, B, ...], got shape {tuple(x.shape)}")
+            out = self._sequence(x)
+        self._last_count = None if self._fired is None else (out.data_ptr(), out.numel(), self._fired)
+        return out
+
+    def spike_count(self, out: Tensor) -> int | None:
+        """The number of spikes in ``out`` if ``out`` is this neuron's last output and the fused inference
+        kernel counted them as it fired (a firing-rate probe then need not sum the spikes again)."""
+        last = self.__dict__.get("_last_count")
+        if last is None or last[0] != out.data_ptr() or last[1] != out.numel():
+            return None
+        return last[2]
 
     def _sequence(self, x: Tensor) -> Tensor:
         raise NotImplementedError
@@ -354,7 +367,9 @@ class LIFNode(BaseNeuron):
 
     def _sequence(self, x: Tensor) -> Tensor:
         if self._fused_ok(x) and self._inference(x):
-            return fused.lif_sequence_(x, self._memory_inplace("v", x[0]), self._tau, self._theta)
+            s, self._fired = fused.lif_sequence_(x, self._memory_inplace("v", x[0]), self._tau, self._theta,
+                                                 counted=True)
+            return s
         h = self._memory("v", x[0])
         if self._fused_ok(x):
             s, h = fused.lif_sequence(x, h, self._tau, self._theta, self.surrogate)
@@ -437,7 +452,9 @@ class ALIFNode(LIFNode):
     def _sequence(self, x: Tensor) -> Tensor:
         if self._fused_ok(x) and self._inference(x):
             h, a, sp = (self._memory_inplace(k, x[0]) for k in ("v", "a", "s"))
-            return fused.alif_sequence_(x, h, a, sp, self._tau, self._theta, self._beta, self._rho)
+            s, self._fired = fused.alif_sequence_(x, h, a, sp, self._tau, self._theta, self._beta, self._rho,
+                                                  counted=True)
+            return s
         h = self._memory("v", x[0])
         a = self._memory("a", x[0])
         sp = self._memory("s", x[0])

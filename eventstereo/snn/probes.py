@@ -1,7 +1,8 @@
 """Per-layer firing rates, cheap enough to stay attached while streaming (REFERENCE §10).
 
-A forward hook on every spiking neuron adds the sum of its output spikes to an accumulator (one
-reduction per call: on CPU a serial numba loop, elsewhere a device tensor added in place; never a host
+A forward hook on every spiking neuron adds the number of its output spikes to an accumulator: the
+count the fused CPU inference kernel took as it fired (``BaseNeuron.spike_count``: free), else one
+reduction per call (on CPU a serial numba loop, elsewhere a device tensor added in place; never a host
 synchronisation); the neuron-step count comes from the output's shape. Only ``rates()`` and
 ``mean_rate()`` copy device sums to the host, once for all layers. Layers are keyed by their qualified
 module name (``model.named_modules()``), i.e. by the network's structure, so the GUI and reports can
@@ -95,7 +96,11 @@ class FiringRateProbe:
             calls[name] = n + 1
             if n % every:
                 return
-            s = _spike_sum(out)
+            s = module.spike_count(out)  # counted by the neuron kernel as it fired: nothing to sum
+            if s is None:
+                s = _spike_sum(out)
+            else:
+                s = float(s)
             acc = sums.get(name, 0.0)
             if isinstance(acc, Tensor):
                 acc.add_(s)

@@ -23,16 +23,19 @@ IMPLS = ("auto", "torch", "numba")
 
 
 @numba.njit(nogil=True, cache=True, boundscheck=False, error_model="numpy", fastmath=True)
-def _map_kernel(cost, disparities, radius, out, start, stop):  # pragma: no cover - compiled
-    """cost (R, W, D) (any strides: a cropped cost is read in place), disparities (D,) float64,
-    out (R, W): MAP disparity of the pixels [start, stop) in row-major order.
+def _map_kernel(cost, width, disparities, radius, out, start, stop):  # pragma: no cover - compiled
+    """cost (R, W', D) C-contiguous, of which columns [0, width) are read (a cropped cost is read in
+    place), disparities (D,) float64, out (R, width): MAP disparity of the pixels [start, stop) in
+    row-major order.
 
     fastmath lets LLVM vectorise the max and the first-index search (two passes over a pixel's planes
     in L1 beat one branchy argmax); a NaN cost then gives an unspecified (but in-range) plane, not NaN.
+    Both need the planes of a pixel contiguous in a C-contiguous array (numba layout 'C'): handing the
+    kernel the cropped view itself (layout 'A') measured about 10 % slower at 346x260x64.
     """
     n_planes = cost.shape[2]
     for p in range(start, stop):
-        i, x = divmod(p, cost.shape[1])
+        i, x = divmod(p, width)
         row = cost[i, x]
         top = row[0]
         for k in range(1, n_planes):
@@ -63,14 +66,30 @@ def _map_torch(cost: torch.Tensor, disparities: torch.Tensor, radius: int) -> to
     return (weights * disparities[idx]).sum(dim=-3)
 
 
+def _uncropped(image: torch.Tensor) -> torch.Tensor:
+    """(H, W, D) -> a C-contiguous (H, W', D) over the same memory whose first W columns are ``image``:
+    a column crop of a contiguous (H', W', D) tensor (the model's padded, cropped cost) read in place.
+    A copy where ``image`` is not such a crop."""
+    h, w, d = image.shape
+    sy = image.stride(0)
+    if image.stride(2) != 1 or image.stride(1) != d or sy % d or sy < w * d:
+        return image.contiguous()
+    full = sy // d
+    end = image.storage_offset() + h * sy  # one past the last element the full rows would cover
+    if end * image.element_size() > image.untyped_storage().nbytes():
+        return image.contiguous()
+    return image.as_strided((h, full, d), (sy, d, 1))
+
+
 def _map_numba(cost: torch.Tensor, disparities: torch.Tensor, radius: int) -> torch.Tensor:
     planes_last = cost.detach().movedim(-3, -1)  # (..., H, W, D): a view, contiguous for channels-last
-    lead = planes_last.shape[:-1]
-    rows = planes_last.reshape(-1, *planes_last.shape[-2:])  # (R, W, D): a view unless the layout forbids
-    out = torch.empty(rows.shape[:2], dtype=cost.dtype)
-    run_parallel(_map_kernel, rows.shape[0] * rows.shape[1], rows.shape[2], rows.numpy(),
-                 disparities.detach().to(torch.float64).numpy(), radius, out.numpy())
-    return out.view(lead)
+    lead, (h, w, n_planes) = planes_last.shape[:-3], planes_last.shape[-3:]
+    images = planes_last.reshape(-1, h, w, n_planes)  # a view for a batch of cropped channels-last costs
+    out = torch.empty(images.shape[:3], dtype=cost.dtype)
+    disp = disparities.detach().to(torch.float64).numpy()
+    for image, dst in zip(images, out):
+        run_parallel(_map_kernel, h * w, n_planes, _uncropped(image).numpy(), w, disp, radius, dst.numpy())
+    return out.view(*lead, h, w)
 
 
 def _numba_applies(cost: torch.Tensor) -> bool:

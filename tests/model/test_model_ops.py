@@ -6,7 +6,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from eventstereo.model.costvolume import concat_volume, volume_conv3d
-from eventstereo.model.ops import OPS, PRIMITIVES, ConvBN, conv_currents, conv_nd, conv_nd_up2, upsample2
+from eventstereo.model.ops import (
+    OPS,
+    PRIMITIVES,
+    ConvBN,
+    conv3d_few_outputs,
+    conv_currents,
+    conv_nd,
+    conv_nd_up2,
+    upsample2,
+)
 
 
 def _to_ncdhw(x):
@@ -98,6 +107,24 @@ def test_strided_3d_conv_keeps_every_sth_position(stride):
     w = torch.randn(4, 2, 3, 3, 3, dtype=torch.float64)
     ref = _to_ncdhw(F.conv3d(_to_ncdhw(x), w, padding=1))[:, ::stride, :, ::stride, ::stride]
     torch.testing.assert_close(conv_nd(x, w, None, stride=stride), ref.flatten(0, 1))
+
+
+@pytest.mark.parametrize("planes, c_out, bias", [(1, 1, True), (2, 1, False), (7, 1, True), (5, 4, True)])
+def test_few_output_conv_is_the_3d_conv_within_rounding(planes, c_out, bias):
+    """The read-out's taps-as-outputs conv (no plane stack) against Conv3d on (N, C, D, H, W)."""
+    g = torch.Generator().manual_seed(planes)
+    x = torch.randn(2, planes, 6, 5, 7, generator=g, dtype=torch.float64)
+    w = torch.randn(c_out, 6, 3, 3, 3, generator=g, dtype=torch.float64)
+    b = torch.randn(c_out, generator=g, dtype=torch.float64) if bias else None
+    cl = x.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)  # channels innermost, as the net
+    ref = F.conv3d(x.transpose(1, 2), w, b, padding=1).transpose(1, 2).flatten(0, 1)
+    for inp in (x, cl):
+        out = conv3d_few_outputs(inp, w, b)
+        assert out.shape == ref.shape
+        torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(out, conv_nd(inp, w, b), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError):
+        conv3d_few_outputs(x[0], w, b)
 
 
 @pytest.mark.parametrize("planes", [1, 3, 4, 9])

@@ -102,3 +102,32 @@ def test_tensor_accumulator_path_for_other_dtypes():
     expected = torch.cat([out, out2]).double().mean().item()
     assert probe.rates() == {"0": pytest.approx(expected)} and 0 < expected < 1
     assert probe.mean_rate() == pytest.approx(expected)
+
+
+def test_inference_rates_come_from_the_kernel_counts(monkeypatch):
+    """In CPU inference the fused kernels count the spikes as they fire; the probe sums nothing and gets
+    the same rates (a count is only taken for the output it belongs to)."""
+    x = torch.rand(3, 2, 2, 6, 6)
+    net = _net()
+    outs = _record_outputs(net)
+    import eventstereo.snn.probes as probes
+
+    def forbidden(out):
+        raise AssertionError("the probe summed an output the kernel had counted")
+
+    with torch.inference_mode(), FiringRateProbe(net) as probe:
+        monkeypatch.setattr(probes, "_spike_sum", forbidden)
+        for xt in x:
+            net(xt)
+        monkeypatch.undo()
+        lif = net[1]
+        assert lif.spike_count(outs["1"][-1]) == int(outs["1"][-1].sum())
+        assert lif.spike_count(outs["1"][-1].clone()) is None  # not the output the count belongs to
+    rates = probe.rates()
+    for name, seq in outs.items():
+        expected = torch.cat([o.flatten() for o in seq]).double().mean().item()
+        assert rates[name] == pytest.approx(expected, rel=1e-12) and 0 < rates[name] < 1
+    net[1].backend = "eager"  # no kernel, no count: the probe sums
+    with torch.inference_mode():
+        out = net[1](torch.rand(2, 4, 6, 6))
+    assert net[1].spike_count(out) is None

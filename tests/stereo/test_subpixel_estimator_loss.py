@@ -113,3 +113,24 @@ def test_map_auto_picks_torch_when_a_gradient_is_wanted():
         subpixel_map(cost, impl="numba")
     with pytest.raises(ValueError, match="impl"):
         subpixel_map(cost, impl="fast")
+
+
+def test_fused_map_reads_a_padded_cropped_cost_in_place():
+    """The model's cost is a row and column crop of a padded channels-last tensor: the kernel reads it as
+    the C-contiguous padded rows (no copy), batched or not, and equals the torch estimator."""
+    from eventstereo.stereo.estimator import _uncropped
+
+    gen = torch.Generator().manual_seed(3)
+    padded = torch.randn(2, 11, 9, 13, generator=gen).contiguous(memory_format=torch.channels_last)
+    cost = padded[..., :7, :10]
+    for c in (cost, cost[1]):
+        torch.testing.assert_close(subpixel_map(c, impl="numba"), subpixel_map(c, impl="torch"),
+                                   rtol=1e-5, atol=1e-5)
+    image = cost[1].movedim(0, -1)  # (H, W, D)
+    full = _uncropped(image)
+    assert full.data_ptr() == image.data_ptr() and full.is_contiguous() and full.shape == (7, 13, 11)
+    assert torch.equal(full[:, :10], image)
+    other = torch.randn(7, 10, 11).transpose(0, 1)  # not a column crop: copied
+    assert torch.equal(_uncropped(other), other) and _uncropped(other).is_contiguous()
+    shifted = padded[1, :, 6:, 3:].movedim(0, -1)  # full rows from column 3 would run past the storage
+    assert torch.equal(_uncropped(shifted), shifted) and _uncropped(shifted).data_ptr() != shifted.data_ptr()
