@@ -1,11 +1,15 @@
 """Stereo search: the supernet's architecture parameters get gradients and move; decoding maps alphas
 and betas to the genotype the deployed network builds, saves, loads (as `eventstereo stream --model`
-does) and streams; tools/search_stereo.py resumed after a kill equals an unbroken run."""
+does) and streams; tools/search_stereo.py resumed after a kill equals an unbroken run, and runs as two gloo processes."""
 
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from eventstereo.events.sbt import SBTSettings
@@ -129,3 +133,27 @@ def test_trellis_betas_are_normalised_over_the_transitions_leaving_each_node():
             if leaving:
                 torch.testing.assert_close(sum(leaving), torch.tensor(1.0))
     assert (w[~mask] == 0).all()
+
+
+@pytest.mark.timeout(180)
+def test_search_tool_under_torchrun_with_two_gloo_processes(tmp_path):
+    """The same small search as two data-parallel processes: both ranks step together, rank 0 writes a
+    checkpoint whose architecture moved and a genotype the deployed network builds."""
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(TOOL),
+           "--width", "48", "--height", "24", "--train-seeds", "0-1", "--windows-per-seed", "4",
+           "--seq-len", "1", "--crop", "0", "0", "--filter-multiplier", "1", "--max-disparity", "11",
+           "--matching-layers", "2", "--bins", "2", "--epochs", "2", "--warmup-epochs", "1",
+           "--checkpoint-every", "1", "--no-progress", "--arch-lr", "0.05", "--threads", "1",
+           "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    history = state["extra"]["history"]
+    assert state["step"] > 0 and len(history) >= 2
+    first, last = history[0]["alphas"], history[-1]["alphas"]
+    assert max(float((torch.tensor(x) - torch.tensor(y)).abs().max()) for x, y in zip(first, last)) > 1e-3
+    assert build_stereo_model(str(out / "genotype.json")).genotype.name == "searched_stereo"
+    result = json.loads(proc.stdout.strip().splitlines()[-1])  # rank 0's summary, printed once
+    assert result["world_size"] == 2 and result["steps"] == state["step"]
