@@ -1,6 +1,7 @@
 """Stereo search: the supernet's architecture parameters get gradients and move; decoding maps alphas
 and betas to the genotype the deployed network builds, saves, loads (as `eventstereo stream --model`
-does) and streams; tools/search_stereo.py resumed after a kill equals an unbroken run, and runs as two gloo processes."""
+does) and streams; tools/search_stereo.py resumed after a kill equals an unbroken run, and runs as two
+gloo processes."""
 
 import importlib.util
 import json
