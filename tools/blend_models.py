@@ -15,12 +15,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-import torch
-
 from eventstereo import argtypes
 from eventstereo.cli import run_at_edge
 from eventstereo.errors import InputError
 from eventstereo.model.io import load_model, save_model
+from eventstereo.training.ema import lerp_state_
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,18 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def blend(a, b, weight: float):
-    """B's model with every floating-point tensor replaced by the interpolation of A's and B's."""
+    """A's model moved ``weight`` of the way to B's (floats interpolated, integer counters from B)."""
     if a.genotype.to_dict() != b.genotype.to_dict():
         raise InputError(f"{b.path}: its architecture (genotype) differs from {a.path}'s; only models of one "
                          "architecture can be blended")
     if a.sbt_settings != b.sbt_settings:
         raise InputError(f"{b.path}: SBT settings {b.sbt_settings} differ from {a.path}'s {a.sbt_settings}")
-    sa = a.model.state_dict()
-    with torch.no_grad():
-        for name, value in b.model.state_dict().items():
-            if value.is_floating_point():
-                value.copy_(torch.lerp(sa[name], value, weight))
-    return b.model
+    lerp_state_(a.model, b.model, weight)
+    return a.model
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,20 @@ import copy
 import torch
 
 
+@torch.no_grad()
+def lerp_state_(target: torch.nn.Module, source: torch.nn.Module, weight: float) -> None:
+    """``target <- target + weight * (source - target)`` over the whole state dict, in place: weights and
+    BatchNorm statistics are interpolated, integer counters (num_batches_tracked) copied from ``source``.
+    The weight average of training and tools/blend_models.py both mix models this way."""
+    state = target.state_dict()
+    for name, value in source.state_dict().items():
+        dst = state[name]
+        if dst.is_floating_point():
+            dst.lerp_(value.to(dst.device), weight)
+        else:
+            dst.copy_(value)
+
+
 class WeightAverage:
     """``avg <- decay * avg + (1 - decay) * model`` over the whole state dict, after each optimizer step.
 
@@ -28,15 +42,8 @@ class WeightAverage:
         self.module.requires_grad_(False)
         self.updates = 0
 
-    @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
-        averaged = self.module.state_dict()
-        for name, value in model.state_dict().items():
-            target = averaged[name]
-            if target.is_floating_point():
-                target.lerp_(value.to(target.device), 1.0 - self.decay)
-            else:
-                target.copy_(value)
+        lerp_state_(self.module, model, 1.0 - self.decay)
         self.updates += 1
 
     def state_dict(self) -> dict:
