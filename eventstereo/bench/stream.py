@@ -18,6 +18,10 @@ all alike:
 - eager-neurons: the un-fused, op-by-op neuron backend instead of the fused recurrence;
 - cuda-graph (CUDA only): the step replayed as one CUDA graph (eventstereo/runtime/cuda_graph.py).
 
+``--compare-model FILE`` (repeatable) adds another model of the demo's SBT settings (a candidate for the
+bundled model, say) to the demo table, run as ``eager`` is and interleaved with it, with its time per
+window against the bundled model's in the same run.
+
 (torch.compile is gone: under inference_mode it crashed in a dynamo guard, and with the neuron calls
 excluded it compiled for 4-6 minutes and ran 1.7-6x slower than the eager step.)
 
@@ -100,6 +104,21 @@ def _variants(device: str) -> dict[str, tuple[dict, Callable]]:
     return v
 
 
+def _compare_variants(files: list[str], settings) -> dict[str, tuple[dict, Callable]]:
+    """``--compare-model`` files as configurations of the demo table: the bundled model swapped out."""
+    from eventstereo.errors import InputError
+    from eventstereo.model.io import load_model
+
+    out: dict[str, tuple[dict, Callable]] = {}
+    for i, f in enumerate(files, 1):
+        loaded = load_model(f, fold_bn=True)
+        if loaded.sbt_settings != settings:
+            raise InputError(f"SBT settings {loaded.sbt_settings} differ from the bundled model's {settings}",
+                             source=f)
+        out[f"compare-{i}"] = ({}, lambda _bundled, f=f: load_model(f, fold_bn=True).model)
+    return out
+
+
 def _measure(make_model: Callable[[], tuple[torch.nn.Module, object]], source: _Replay, device: str,
              variants: dict[str, tuple[dict, Callable]], windows: int, rounds: int) -> dict[str, dict]:
     sessions = {}
@@ -146,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="all", help="cpu, cuda, or all (cpu and, when present, cuda)")
     p.add_argument("--skip-paper", action="store_true", help="only the demo model")
     p.add_argument("--paper-model", help="a trained paper-size model file instead of random weights")
+    p.add_argument("--compare-model", action="append", default=[], metavar="FILE",
+                   help="also time this model file beside the bundled one (repeatable)")
     p.add_argument("--threads", type=argtypes.int_in_range(1, 1024), default=None,
                    help="torch CPU threads (default: torch's setting); on a shared machine 1 gives the "
                         "steadiest ratios")
@@ -177,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         loaded = load_bundled_model(fold_bn=True)  # as `eventstereo stream` loads it
         return loaded.model, loaded.sbt_settings
 
+    compare = _compare_variants(args.compare_model, bundled.sbt_settings)
+
     def paper():
         if args.paper_model:
             from eventstereo.model.io import load_model
@@ -194,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         models.append(("paper", paper, args.paper_windows))
     for device in devices:
         for label, make, n in models:
-            table = _measure(make, source, device, _variants(device), n, args.rounds)
+            variants = {**_variants(device), **(compare if label == "demo" else {})}
+            table = _measure(make, source, device, variants, n, args.rounds)
             results[f"{label}_{device}"] = table
             model, _ = make()
             params = sum(p.numel() for p in model.parameters())
@@ -206,6 +230,11 @@ def main(argv: list[str] | None = None) -> int:
                 lines.append(f"  {name:<15}{r['windows_per_s']:>8.2f}{r['latency_ms']:>12.1f}"
                              f"{r['latency_p95_ms']:>9.1f}{r['infer_ms']:>10.1f}{r['ratio']:>9.2f}x"
                              f"{r['ratio_median']:>9.2f}x")
+            for i, path in enumerate(args.compare_model if label == "demo" else (), 1):
+                r = table[f"compare-{i}"]
+                r["file"], r["time_vs_bundled"] = path, table["eager"]["windows_per_s"] / r["windows_per_s"]
+                lines.append(f"  compare-{i} ({path}): {r['time_vs_bundled']:.2f}x the bundled model's "
+                             "time per window (eager, same run)")
     if "cuda" not in devices:
         lines.append("\n(no CUDA device: GPU figures not measured)")
     report(results, lines, args.json)
