@@ -3,7 +3,6 @@ and betas to the genotype the deployed network builds, saves, loads (as `eventst
 does) and streams; tools/search_stereo.py resumed after a kill equals an unbroken run, and runs as two
 gloo processes."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -22,13 +21,6 @@ from nas.supernets.stereo import StereoSupernet, stereo_search_loss
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "search_stereo.py"
 H = W = 24  # one level-3 cell of the trellis: 24 = 3 * 2**3
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("search_stereo", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _net():
@@ -87,8 +79,8 @@ def test_decoding_follows_the_strongest_ops_and_paths_and_the_result_streams(tmp
     assert cost.shape == (1, 12, H, W) and torch.isfinite(cost).all()
 
 
-def test_search_tool_resumed_after_a_kill_equals_an_unbroken_run(tmp_path):
-    tool = _tool()
+def test_search_tool_resumed_after_a_kill_equals_an_unbroken_run(tmp_path, load_tool):
+    tool = load_tool("search_stereo")
     common = ["--width", "48", "--height", "24", "--train-seeds", "0", "--windows-per-seed", "4",
               "--seq-len", "1", "--crop", "0", "0", "--filter-multiplier", "1", "--max-disparity", "11",
               "--matching-layers", "2", "--bins", "2", "--epochs", "2", "--warmup-epochs", "1",
@@ -110,8 +102,8 @@ def test_search_tool_resumed_after_a_kill_equals_an_unbroken_run(tmp_path):
     assert build_stereo_model(str(tmp_path / "a" / "genotype.json")).genotype.name == "searched_stereo"
 
 
-def test_measure_times_an_iteration_and_reports_memory(capsys):
-    tool = _tool()
+def test_measure_times_an_iteration_and_reports_memory(capsys, load_tool):
+    tool = load_tool("search_stereo")
     assert tool.main(["--measure", "1", "--crop", "24", "24", "--filter-multiplier", "1", "--max-disparity",
                       "11", "--matching-layers", "2", "--bins", "2", "--seq-len", "1"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -5,10 +5,8 @@ status 2, never a traceback."""
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import math
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,7 +14,6 @@ from hypothesis import strategies as st
 
 from eventstereo.runtime import stream_command
 
-TOOLS = Path(__file__).resolve().parents[2] / "tools"
 SETTINGS = settings(max_examples=80, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
@@ -27,13 +24,6 @@ NASTY = st.one_of(
                      "\u00e9", "--", "-", "1,2,,3"]),
     st.text(max_size=8),
 )
-
-
-def _tool(name):
-    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _options(parser):
@@ -64,8 +54,8 @@ def _check(parse, argv):
 
 
 @pytest.fixture(scope="module")
-def parsers():
-    train, evaluate = _tool("train_stereo"), _tool("eval_stereo")
+def parsers(load_tool):
+    train, evaluate = load_tool("train_stereo"), load_tool("eval_stereo")
     return {
         "stream": (stream_command.build_parser().parse_args, _options(stream_command.build_parser())),
         "train": (train.parse_args, _options(train.build_parser())),

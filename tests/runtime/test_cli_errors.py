@@ -1,22 +1,10 @@
 """Nothing a user types reaches them as a traceback: one line `error: ...`, exit 2 (-v adds the trace)."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 from eventstereo import cli
 from eventstereo.errors import InputError
 from eventstereo.runtime import stream_command
-
-TOOLS = Path(__file__).resolve().parents[2] / "tools"
-
-
-def _tool(name):
-    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize("argv, option", [
@@ -101,32 +89,32 @@ def test_stream_help_shows_defaults(capsys):
     (["--threads", "-1"], "--threads"), (["--ema-decay", "2"], "--ema-decay"),
     (["--model-options", "[1"], "--model-options"),
 ])
-def test_train_stereo_options_fail_in_one_line(argv, option, capsys):
+def test_train_stereo_options_fail_in_one_line(argv, option, capsys, load_tool):
     with pytest.raises(SystemExit) as e:
-        _tool("train_stereo").parse_args(argv)
+        load_tool("train_stereo").parse_args(argv)
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and option in err
 
 
-def test_train_stereo_config_values_are_checked(tmp_path, capsys):
+def test_train_stereo_config_values_are_checked(tmp_path, capsys, load_tool):
     cfg = tmp_path / "c.json"
     cfg.write_text('{"lr": -1}')
     with pytest.raises(SystemExit):
-        _tool("train_stereo").parse_args(["--config", str(cfg)])
+        load_tool("train_stereo").parse_args(["--config", str(cfg)])
     err = capsys.readouterr().err
     assert "c.json" in err and "--lr" in err
     cfg.write_text("{not json")
     with pytest.raises(SystemExit):
-        _tool("train_stereo").parse_args(["--config", str(cfg)])
+        load_tool("train_stereo").parse_args(["--config", str(cfg)])
     assert "cannot read it as JSON" in capsys.readouterr().err
 
 
-def test_train_stereo_corrupt_checkpoint_is_its_message_without_traceback(tmp_path, capsys):
+def test_train_stereo_corrupt_checkpoint_is_its_message_without_traceback(tmp_path, capsys, load_tool):
     out = tmp_path / "run"
     out.mkdir()
     (out / "checkpoint.pt").write_bytes(b"not a checkpoint")
-    rc = _tool("train_stereo").main([
+    rc = load_tool("train_stereo").main([
         "--out", str(out), "--width", "48", "--height", "36", "--windows-per-seed", "2",
         "--filter-multiplier", "1", "--max-disparity", "8", "--iterations", "1", "--batch-size", "1",
         "--seq-len", "2", "--no-progress"])
@@ -135,8 +123,8 @@ def test_train_stereo_corrupt_checkpoint_is_its_message_without_traceback(tmp_pa
     assert "checkpoint.pt: cannot read checkpoint" in err
 
 
-def test_eval_stereo_options_and_bad_model(tmp_path, capsys):
-    tool = _tool("eval_stereo")
+def test_eval_stereo_options_and_bad_model(tmp_path, capsys, load_tool):
+    tool = load_tool("eval_stereo")
     for argv in (["--windows", "-1"], ["--seeds", "0-99999999"], ["--seeds", "a-b"], ["--png-windows", "0"]):
         with pytest.raises(SystemExit) as e:
             tool.build_parser().parse_args(argv)

@@ -250,15 +250,6 @@ def test_damaged_aedat4_fails_in_bounded_time_saying_where(tiny_model, tmp_path)
 
 
 # --- the tools --------------------------------------------------------------------------------------------
-def _tool(name):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _tool_status(tool, argv) -> int:
     try:
         return tool.main(argv)
@@ -274,10 +265,10 @@ def _tool_status(tool, argv) -> int:
     ([], "--source synthetic is endless: give --max-windows N"),
     (["--source", "mvsec"], "--source mvsec needs --root"),
 ])
-def test_prepare_mvsec_options(argv, needle, tmp_path, capsys):
+def test_prepare_mvsec_options(argv, needle, tmp_path, capsys, load_tool):
     out = tmp_path / "c.h5"
     argv = (["--source", "synthetic", *TINY] if "--source" not in argv else []) + argv
-    rc = _tool_status(_tool("prepare_mvsec"), [*argv, "--out", str(out), "--quiet"])
+    rc = _tool_status(load_tool("prepare_mvsec"), [*argv, "--out", str(out), "--quiet"])
     err = capsys.readouterr().err
     assert_one_line_error(rc, err.replace("prepare_mvsec: error:", "error:"), needle)
     assert not out.exists()
@@ -289,9 +280,9 @@ def test_prepare_mvsec_options(argv, needle, tmp_path, capsys):
     (["--train-seeds", "0-99999999999"], "names more than 10000 seeds"),
     (["--val-seeds", "x"], "argument --val-seeds: bad seed list 'x'"),
 ])
-def test_train_stereo_source_and_seed_options_fail_before_any_data_is_read(argv, needle, capsys):
+def test_train_stereo_source_and_seed_options_fail_before_any_data_is_read(argv, needle, capsys, load_tool):
     with pytest.raises(SystemExit) as e:
-        _tool("train_stereo").parse_args(argv)
+        load_tool("train_stereo").parse_args(argv)
     err = capsys.readouterr().err
     assert e.value.code == 2 and needle in err and len(err.strip().splitlines()) == 1
 
@@ -317,9 +308,9 @@ def test_bench_and_app_options(argv, needle, capsys):
     (["--seeds", "0", "--windows", "0"], "argument --windows: must be an integer >= 1, got '0'"),
     (["--seeds", "0", "--window-ms", "nan"], "argument --window-ms: must be a finite number"),
 ])
-def test_cache_synthetic_options(argv, needle, tmp_path, capsys):
+def test_cache_synthetic_options(argv, needle, tmp_path, capsys, load_tool):
     config = [] if "--config" in argv else ["--config", str(ROOT / "tools/configs/synthetic_varied.json")]
-    rc = _tool_status(_tool("cache_synthetic"), [*config, *argv, "--out", str(tmp_path / "c")])
+    rc = _tool_status(load_tool("cache_synthetic"), [*config, *argv, "--out", str(tmp_path / "c")])
     err = capsys.readouterr().err
     assert rc == 2 and len(err.strip().splitlines()) == 1 and needle in err and "Traceback" not in err, err
     assert not (tmp_path / "c").exists()

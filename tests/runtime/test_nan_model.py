@@ -29,15 +29,10 @@ def test_nan_weights_score_zero_through_stream(tmp_path, capsys, recwarn):
     assert summary["nonfinite_examples"] == 2
 
 
-def test_eval_overall_row_counts_nonfinite_windows_and_keeps_inf():
-    import importlib.util
+def test_eval_overall_row_counts_nonfinite_windows_and_keeps_inf(load_tool):
     import math
-    from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location(
-        "eval_stereo", Path(__file__).resolve().parents[2] / "tools" / "eval_stereo.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool("eval_stereo")
     rows = [{"windows": 2, "gt_windows": 2, "one_pa": 0.0, "mae": math.inf, "nonfinite_examples": 2},
             {"windows": 2, "gt_windows": 2, "one_pa": 80.0, "mae": 0.5, "nonfinite_examples": 0}]
     out = tool.combine(rows)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import pickle
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -20,7 +18,6 @@ from eventstereo.sources.mvsec import MVSECSource
 from eventstereo.sources.mvsec_synth import make_recording
 
 SIZE = (24, 16)
-REPO = Path(__file__).resolve().parents[2]
 
 
 class ListSource(Source):
@@ -217,13 +214,6 @@ def test_corrupt_window_says_how_far_the_cache_reads(tmp_path):
 # ------------------------------------------------------------------------------------------------- tool
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location("prepare_mvsec", REPO / "tools" / "prepare_mvsec.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
 def mvsec_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("mvsec_cache")
@@ -231,9 +221,9 @@ def mvsec_root(tmp_path_factory):
     return root
 
 
-def test_prepare_tool_caches_an_mvsec_sequence(mvsec_root, tmp_path):
+def test_prepare_tool_caches_an_mvsec_sequence(mvsec_root, tmp_path, load_tool):
     out = tmp_path / "flying1.h5"
-    rc = _tool().main(
+    rc = load_tool("prepare_mvsec").main(
         ["--root", str(mvsec_root), "--sequence", "indoor_flying1", "--out", str(out), "--quiet"]
     )
     assert rc == 0
@@ -245,7 +235,9 @@ def test_prepare_tool_caches_an_mvsec_sequence(mvsec_root, tmp_path):
         assert cache[5].sequence == "indoor_flying1" and cache[5].frame == 5 and cache.runs() == [(0, 8)]
 
 
-def test_prepare_tool_reports_bad_input(mvsec_root, tmp_path, capsys):
-    rc = _tool().main(["--root", str(mvsec_root), "--split", "1", "--out", str(tmp_path / "d"), "--quiet"])
+def test_prepare_tool_reports_bad_input(mvsec_root, tmp_path, capsys, load_tool):
+    rc = load_tool("prepare_mvsec").main(
+        ["--root", str(mvsec_root), "--split", "1", "--out", str(tmp_path / "d"), "--quiet"]
+    )
     assert rc == 2
     assert "indoor_flying2_data.hdf5 not found" in capsys.readouterr().err

@@ -1,22 +1,10 @@
 """blend_models.py: weight-space interpolation of two model files of one architecture."""
 
-import importlib.util
-from pathlib import Path
-
 import torch
 
 from eventstereo.events.sbt import SBTSettings
 from eventstereo.model import build_stereo_model
 from eventstereo.model.io import load_model, save_model
-
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "blend_models.py"
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("blend_models_tool", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _model(path, seed, **kw):
@@ -29,10 +17,10 @@ def _model(path, seed, **kw):
     return save_model(path, model, sbt_settings=SBTSettings(), provenance={"seed": seed})
 
 
-def test_blend_interpolates_floats_and_records_both_inputs(tmp_path, capsys):
+def test_blend_interpolates_floats_and_records_both_inputs(tmp_path, capsys, load_tool):
     a, b = _model(tmp_path / "a.safetensors", 1), _model(tmp_path / "b.safetensors", 2)
     out = tmp_path / "c.st"
-    assert _tool().main([str(a), str(b), "--weight", "0.25", "--out", str(out)]) == 0
+    assert load_tool("blend_models").main([str(a), str(b), "--weight", "0.25", "--out", str(out)]) == 0
     sa, sb = load_model(a).model.state_dict(), load_model(b).model.state_dict()
     blended = load_model(out)
     sc = blended.model.state_dict()
@@ -46,9 +34,9 @@ def test_blend_interpolates_floats_and_records_both_inputs(tmp_path, capsys):
     assert blended.provenance["blend"]["a_provenance"] == {"seed": 1}
 
 
-def test_blend_refuses_models_of_two_architectures(tmp_path, capsys):
+def test_blend_refuses_models_of_two_architectures(tmp_path, capsys, load_tool):
     a = _model(tmp_path / "a.safetensors", 1)
     b = _model(tmp_path / "b.safetensors", 2, max_disparity=11)
-    assert _tool().main([str(a), str(b), "--out", str(tmp_path / "c.st")]) == 2
+    assert load_tool("blend_models").main([str(a), str(b), "--out", str(tmp_path / "c.st")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "b.safetensors" in err[0] and "architecture" in err[0]

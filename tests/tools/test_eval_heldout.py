@@ -1,9 +1,7 @@
 """eval_stereo.py --synthetic-config: the same seeds through a held-out generator, reported beside the
 default one, with the first window after a reset split from the warm windows."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import torch
 
@@ -11,25 +9,17 @@ from eventstereo.events.sbt import SBTSettings
 from eventstereo.model import build_stereo_model
 from eventstereo.model.io import save_model
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "eval_stereo.py"
 
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("eval_stereo_heldout", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_heldout_generator_is_reported_beside_the_default(tmp_path, capsys):
+def test_heldout_generator_is_reported_beside_the_default(tmp_path, capsys, load_tool):
     torch.manual_seed(0)
     model = tmp_path / "m.safetensors"
     save_model(model, build_stereo_model(filter_multiplier=1, max_disparity=8), sbt_settings=SBTSettings(),
                provenance={})
     world = tmp_path / "frames.json"
     world.write_text(json.dumps({"event_mode": "frames", "frame_hz": 100.0, "texture_families": ["text"]}))
-    rc = _tool().main(["--model", str(model), "--width", "48", "--height", "36", "--seeds", "3",
-                       "--windows", "3", "--synthetic-config", str(world), "--json"])
+    rc = load_tool("eval_stereo").main(["--model", str(model), "--width", "48", "--height", "36",
+                                        "--seeds", "3", "--windows", "3", "--synthetic-config", str(world),
+                                        "--json"])
     assert rc == 0
     out = capsys.readouterr().out.splitlines()
     assert "generator: default" in out and f"generator: {world}" in out
@@ -42,8 +32,8 @@ def test_heldout_generator_is_reported_beside_the_default(tmp_path, capsys):
     assert default["one_pa"] != heldout["one_pa"]  # a different stream, not the default one again
 
 
-def test_reset_split_and_bad_config(tmp_path, capsys):
-    tool = _tool()
+def test_reset_split_and_bad_config(tmp_path, capsys, load_tool):
+    tool = load_tool("eval_stereo")
     split = tool.reset_split([(True, 50.0), (False, 90.0), (False, 80.0), (True, 70.0)])
     assert split == {"one_pa_first_window": 60.0, "first_windows": 2, "one_pa_later_windows": 85.0,
                      "later_windows": 2}

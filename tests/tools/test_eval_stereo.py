@@ -1,7 +1,5 @@
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import cv2
 import pytest
@@ -11,24 +9,16 @@ from eventstereo.events.sbt import SBTSettings
 from eventstereo.model import build_stereo_model
 from eventstereo.model.io import save_model
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "eval_stereo.py"
 
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("eval_stereo", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_table_png_and_overall_row(tmp_path, capsys):
+def test_table_png_and_overall_row(tmp_path, capsys, load_tool):
     torch.manual_seed(0)
     model = tmp_path / "m.safetensors"
     save_model(model, build_stereo_model(filter_multiplier=1, max_disparity=8), sbt_settings=SBTSettings(),
                provenance={})
     png = tmp_path / "maps.png"
-    rc = _tool().main(["--model", str(model), "--width", "48", "--height", "36", "--seeds", "3-4",
-                       "--windows", "7", "--png", str(png), "--png-windows", "2", "--json"])
+    rc = load_tool("eval_stereo").main(["--model", str(model), "--width", "48", "--height", "36",
+                                        "--seeds", "3-4", "--windows", "7", "--png", str(png),
+                                        "--png-windows", "2", "--json"])
     assert rc == 0
     out = capsys.readouterr().out.splitlines()
     assert any(line.startswith("seed 3") for line in out) and any(line.startswith("all") for line in out)
@@ -38,11 +28,11 @@ def test_table_png_and_overall_row(tmp_path, capsys):
     assert image.shape == (2 * 36, 3 * 48, 3)
 
 
-def test_combine_weights_by_window_count():
+def test_combine_weights_by_window_count(load_tool):
     rows = [{"windows": 1, "gt_windows": 1, "one_pa": 50.0, "windows_per_s": 2.0},
             {"windows": 3, "gt_windows": 3, "one_pa": 90.0, "windows_per_s": 4.0},
             {"windows": 2, "gt_windows": 0, "one_pa": math.nan, "windows_per_s": 1.0}]
-    out = _tool().combine(rows)
+    out = load_tool("eval_stereo").combine(rows)
     assert out["windows"] == 6 and out["gt_windows"] == 4
     assert out["one_pa"] == pytest.approx(80.0)
     assert out["windows_per_s"] == pytest.approx((2 + 12 + 2) / 6)
@@ -56,7 +46,7 @@ def tiny_mvsec_split1(tmp_path_factory):
 
 
 def test_ddes_convention_prints_the_papers_metrics_beside_the_published_rows(tiny_mvsec_split1, tmp_path,
-                                                                            capsys):
+                                                                            capsys, load_tool):
     from eventstereo.sources.mvsec import FXB
 
     torch.manual_seed(0)
@@ -67,7 +57,7 @@ def test_ddes_convention_prints_the_papers_metrics_beside_the_published_rows(tin
             "--model", str(model), "--windows", "2", "--json", "--no-rates"]
     results = {}
     for convention in ("exact", "ddes"):
-        assert _tool().main(base + ["--gt-convention", convention]) == 0
+        assert load_tool("eval_stereo").main(base + ["--gt-convention", convention]) == 0
         out = capsys.readouterr().out.splitlines()
         results[convention] = json.loads(out[-1])
         assert results[convention]["gt_convention"] == convention
@@ -87,8 +77,8 @@ def test_ddes_convention_prints_the_papers_metrics_beside_the_published_rows(tin
                                                                            abs=1e-4)
 
 
-def test_ddes_convention_needs_the_mvsec_source(capsys):
-    assert _tool().main(["--gt-convention", "ddes"]) == 2
+def test_ddes_convention_needs_the_mvsec_source(capsys, load_tool):
+    assert load_tool("eval_stereo").main(["--gt-convention", "ddes"]) == 2
     err = capsys.readouterr().err
     assert "error: --gt-convention does not apply to --source synthetic (only to mvsec)" in err
     assert "Traceback" not in err

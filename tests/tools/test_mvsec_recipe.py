@@ -6,7 +6,6 @@ value win), so a renamed option, a moved file or a changed default breaks this t
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shlex
@@ -41,13 +40,6 @@ def recipe_commands() -> list[list[str]]:
     return [shlex.split(ln) for ln in lines if not ln.lstrip().startswith("#")]
 
 
-def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(name.removesuffix(".py"), REPO / "tools" / name)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_recipe_lists_prepare_train_and_evaluate_with_the_ddes_convention():
     cmds = recipe_commands()
     tools = [Path(c[1]).name for c in cmds]
@@ -59,7 +51,7 @@ def test_recipe_lists_prepare_train_and_evaluate_with_the_ddes_convention():
     assert (REPO / cmds[2][cmds[2].index("--config") + 1]).is_file()
 
 
-def test_recipe_runs_end_to_end_on_a_tiny_mvsec_layout(tmp_path, monkeypatch, capsys):
+def test_recipe_runs_end_to_end_on_a_tiny_mvsec_layout(tmp_path, monkeypatch, capsys, load_tool):
     from eventstereo.sources.mvsec_synth import make_split_recordings
 
     root = make_split_recordings(tmp_path / "MVSEC", ("indoor_flying1", "indoor_flying2", "indoor_flying3"))
@@ -71,7 +63,7 @@ def test_recipe_runs_end_to_end_on_a_tiny_mvsec_layout(tmp_path, monkeypatch, ca
         argv = [str(root) if a == "MVSEC" else a for a in cmd[2:]]
         if "--device" in argv:  # the recipe's GPU is checked when parsed: this machine runs it on the CPU
             argv[argv.index("--device") + 1] = "cpu"
-        assert _tool(tool).main(argv + SHRINK[tool]) == 0, f"{tool} failed"
+        assert load_tool(tool.removesuffix(".py")).main(argv + SHRINK[tool]) == 0, f"{tool} failed"
         out = capsys.readouterr().out
     cache = tmp_path / "runs" / "mvsec-split1-cache"
     for subset in ("train", "val", "test"):

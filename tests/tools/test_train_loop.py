@@ -146,14 +146,11 @@ def test_with_a_weight_average_the_run_exports_it_and_resumes_it(tmp_path):
 @pytest.mark.parametrize("config", [p for p in sorted((ROOT / "tools" / "configs").glob("*.json"))
                                     if "genotype" not in p.name and not p.name.startswith("synthetic_")],
                          ids=lambda p: p.name)  # synthetic_*.json: generator settings, not training runs
-def test_the_committed_training_configs_parse_and_build_their_model(config):
+def test_the_committed_training_configs_parse_and_build_their_model(config, load_tool):
     """The demo recipe's configs must keep matching train_stereo's options and the demo genotype."""
-    import importlib.util
     import json
 
-    spec = importlib.util.spec_from_file_location("train_stereo", ROOT / "tools" / "train_stereo.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool("train_stereo")
     args = tool.parse_args(["--config", str(config)])
     assert args.iterations == json.loads(config.read_text())["iterations"]
     from eventstereo.model.genotype import load_genotype

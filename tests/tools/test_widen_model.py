@@ -1,6 +1,5 @@
 """widen_model.py: a wider network that starts out computing exactly what the trained one does."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -10,15 +9,7 @@ from eventstereo.events.sbt import SBTSettings
 from eventstereo.model import build_stereo_model
 from eventstereo.model.io import load_model, save_model
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "widen_model.py"
 DEMO_GENOTYPE = Path(__file__).resolve().parents[2] / "tools" / "configs" / "demo_genotype.json"
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("widen_model_tool", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _trained_like(path, genotype=None, f=2):
@@ -43,10 +34,11 @@ def _spikes(model):
 
 
 @pytest.mark.parametrize("genotype", [None, DEMO_GENOTYPE], ids=["published", "demo"])
-def test_widened_model_computes_what_the_narrow_one_does(tmp_path, genotype):
+def test_widened_model_computes_what_the_narrow_one_does(tmp_path, genotype, load_tool):
     narrow_file = _trained_like(tmp_path / "narrow.safetensors", genotype)
     out = tmp_path / "wide.safetensors"
-    assert _tool().main([str(narrow_file), "--filter-multiplier", "3", "--out", str(out)]) == 0
+    tool = load_tool("widen_model")
+    assert tool.main([str(narrow_file), "--filter-multiplier", "3", "--out", str(out)]) == 0
     narrow, wide = load_model(narrow_file), load_model(out)
     assert wide.genotype.filter_multiplier == 3
     assert wide.genotype.with_changes(filter_multiplier=2) == narrow.genotype
@@ -62,9 +54,9 @@ def test_widened_model_computes_what_the_narrow_one_does(tmp_path, genotype):
     assert wide.provenance["widened"]["from_provenance"] == {"test": True}
 
 
-def test_new_channels_fire_and_old_ones_ignore_them(tmp_path):
+def test_new_channels_fire_and_old_ones_ignore_them(tmp_path, load_tool):
     narrow_file = _trained_like(tmp_path / "narrow.safetensors", DEMO_GENOTYPE)
-    wide = _tool().widen(load_model(narrow_file), 3)
+    wide = load_tool("widen_model").widen(load_model(narrow_file), 3)
     stem = wide.feature.stem0.conv.weight  # 5 SBT bins in, 3 blocks of 3 out: channel 2 of each block is new
     assert stem.shape[0] == 9 and stem[2::3].abs().sum() > 0
     nxt = wide.feature.stem1.conv.weight
@@ -72,8 +64,9 @@ def test_new_channels_fire_and_old_ones_ignore_them(tmp_path):
     assert torch.all(nxt[old_out][:, 2::3] == 0) and nxt[2::3].abs().sum() > 0
 
 
-def test_widening_to_a_width_not_larger_is_refused(tmp_path, capsys):
+def test_widening_to_a_width_not_larger_is_refused(tmp_path, capsys, load_tool):
     narrow_file = _trained_like(tmp_path / "narrow.safetensors", DEMO_GENOTYPE)
-    assert _tool().main([str(narrow_file), "--filter-multiplier", "2", "--out", str(tmp_path / "w.st")]) == 2
+    tool = load_tool("widen_model")
+    assert tool.main([str(narrow_file), "--filter-multiplier", "2", "--out", str(tmp_path / "w.st")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "narrow.safetensors" in err[0] and "larger" in err[0]

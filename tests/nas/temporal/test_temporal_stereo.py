@@ -1,7 +1,5 @@
 import argparse
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,17 +9,13 @@ from eventstereo.model.io import load_model
 from eventstereo.snn.neurons import BaseNeuron, NeuronSpec
 from nas.temporal.cli import attach_from_args
 
-ROOT = Path(__file__).resolve().parents[3]
-_spec = importlib.util.spec_from_file_location("train_stereo", ROOT / "tools" / "train_stereo.py")
-train_stereo = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(train_stereo)
-
 TINY = ["--source", "synthetic", "--width", "48", "--height", "36", "--train-seeds", "0-1",
         "--windows-per-seed", "4", "--filter-multiplier", "1", "--max-disparity", "8", "--batch-size", "1",
         "--seq-len", "2", "--crop", "24", "36", "--log-every", "1", "--threads", "1", "--no-progress"]
 
 
-def test_a_short_stereo_run_with_every_flag_exports_the_decided_neurons(tmp_path):
+def test_a_short_stereo_run_with_every_flag_exports_the_decided_neurons(tmp_path, load_tool):
+    train_stereo = load_tool("train_stereo")
     torch.manual_seed(0)
     out = tmp_path / "run"
     rc = train_stereo.main([*TINY, "--out", str(out), "--iterations", "2", "--checkpoint-every", "2",
