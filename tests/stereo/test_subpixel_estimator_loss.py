@@ -103,6 +103,16 @@ def test_fused_map_kernel_equals_torch(radius, channels_last, dtype):
         torch.testing.assert_close(fused, ref, rtol=tol, atol=tol)
 
 
+def test_fused_map_kernel_over_several_pixel_blocks_and_a_partial_one():
+    gen = torch.Generator().manual_seed(7)
+    cost = torch.randn(1, 24, 23, 17, generator=gen)  # 391 pixels: three blocks of 128 and 7 more
+    cost[0, :, 5, :] = 0.5  # ties along a row
+    cost[0, 23, 9, :] = 9.0  # best at the top end
+    cost = cost.contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(subpixel_map(cost, impl="numba"), subpixel_map(cost, impl="torch"),
+                               rtol=1e-5, atol=1e-5)
+
+
 def test_map_auto_picks_torch_when_a_gradient_is_wanted():
     cost = torch.randn(1, 5, 3, 3, requires_grad=True)
     subpixel_map(cost).sum().backward()  # the numba kernel would return a tensor without a graph
