@@ -71,7 +71,10 @@ def widen(loaded: LoadedModel, filter_multiplier: int, *, seed: int = 0) -> torc
             if old.dim() == 0:
                 new.copy_(old)
                 continue
-            pos = [old_positions(o, n, f_old, f_new, name) for o, n in zip(old.shape, new.shape)]
+            try:
+                pos = [old_positions(o, n, f_old, f_new, name) for o, n in zip(old.shape, new.shape)]
+            except ValueError as e:
+                raise InputError(str(e), source=source) from None
             if old.dim() >= 2 and old.shape[1] != new.shape[1]:  # weights: no new input reaches an old output
                 fresh_in = torch.ones(new.shape[1], dtype=torch.bool)
                 fresh_in[pos[1]] = False
@@ -85,10 +88,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def work() -> int:
         loaded = load_model(args.model)
-        try:
-            model = widen(loaded, args.filter_multiplier, seed=args.seed)
-        except ValueError as e:
-            raise InputError(str(e), source=args.model) from None
+        model = widen(loaded, args.filter_multiplier, seed=args.seed)
         provenance = {"widened": {"from": str(args.model), "filter_multiplier": args.filter_multiplier,
                                   "seed": args.seed, "from_provenance": loaded.provenance}}
         print(save_model(args.out, model, sbt_settings=loaded.sbt_settings, provenance=provenance))
