@@ -36,8 +36,11 @@ computed only where they are read. In inference the weights are folded and trans
 (ops.prepared / ops.derived, recomputed when they change), the neurons update their state in place,
 3-D maps keep channels innermost in memory from layer to layer, and the x2 phase convs and the cost
 volume write their outputs in one pass. A level-0 read-out (``head``) convolves each plane once with
-its three plane taps as output channels instead of stacking planes (ops.conv3d_few_outputs: within float
-rounding; every layer a neuron thresholds keeps the stacked conv, so spikes stay bit for bit). The
+its three plane taps as output channels instead of stacking planes (ops.conv3d_few_outputs), and a
+level-1 read-out each coarse plane once with its five x2 plane-tap sums as output channels instead of
+phase convs of stacked plane pairs with 4 outputs (ops.conv3d_up2_few_outputs, 1.4-1.6x on that layer):
+both within float rounding; every layer a neuron thresholds keeps the stacked conv, so spikes stay bit
+for bit. The
 convolutions themselves are about 55-60 % of a paper-size window on one CPU thread (about 95 GMAC/s,
 near what oneDNN reaches here); most of the rest is memory-bound: plane stacks, neuron state, the MAP
 estimator. Measured and not kept (issue 15): a pool of reused buffers removed all ~12k page faults
@@ -78,6 +81,7 @@ from eventstereo.model.ops import (
     ConvBN,
     call_forward_hooks,
     conv3d_few_outputs,
+    conv3d_up2_few_outputs,
     conv_currents,
     conv_nd,
     conv_nd_up2,
@@ -313,7 +317,10 @@ class MatchingNet(nn.Module):
                 cost = conv3d_few_outputs(y, self.head.weight, self.head.bias)
         else:  # the head reads the reduced map nearest-upsampled to level 0: do that at level 1
             y = resample3d(self.reduce(y, steps), level, 1, planes)
-            cost = conv_nd_up2(y, self.head.weight, self.head.bias, planes[0])
+            if torch.is_grad_enabled():
+                cost = conv_nd_up2(y, self.head.weight, self.head.bias, planes[0])
+            else:  # a read-out again: every plane tap as an output channel, within float rounding
+                cost = conv3d_up2_few_outputs(y, self.head.weight, self.head.bias, planes[0])
         if self.head._forward_hooks:
             call_forward_hooks(self.head, (resample3d(y, level and 1, 0, planes),), cost)
         n = y.shape[0]

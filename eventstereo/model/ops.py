@@ -207,6 +207,19 @@ def _plane_pairs(x: Tensor, first: int, count: int) -> Tensor:
     return out
 
 
+def _padded_nhwc(x: Tensor) -> Tensor:
+    """(M, C, H, W) -> (M, C, H+2, W+2) with a one-pixel zero border, channels-last in memory (F.pad
+    returns NCHW memory and writes every element twice)."""
+    m, c, h, w = x.shape
+    out = x.new_empty(m, h + 2, w + 2, c).permute(0, 3, 1, 2)
+    out[..., 0, :] = 0
+    out[..., -1, :] = 0
+    out[..., 1:-1, 0] = 0
+    out[..., 1:-1, -1] = 0
+    out[..., 1:-1, 1:-1] = x
+    return out
+
+
 def weight_3d_as_2d(weight: Tensor) -> Tensor:
     """Conv3d weight (C', C, 3, k, k) -> Conv2d weight (C', 3C, k, k) matching :func:`stack_planes`."""
     co, ci, kd, kh, kw = weight.shape
@@ -382,6 +395,57 @@ def _conv3d_up2(x: Tensor, weight: Tensor, bias: Tensor | None, planes: int) -> 
     if odd_last:
         run(dl - 1, 1, last_w, out[:, planes - 1 :])
     run(1, planes // 2, odd_w, out[:, 1::2])
+    return out.flatten(0, 1)
+
+
+def _up2_taps_as_outputs(weight: Tensor) -> Tensor:
+    """Phase weights (5 * 4C', C, 2, 2) of :func:`conv3d_up2_few_outputs`: per input plane q the five
+    tap sums it takes part in, as output blocks: [k0] for even plane 2(q+1), [k1+k2] for even plane 2q,
+    [k0+k1] for odd plane 2q+1, [k2] for odd plane 2q-1, and [k1] for an even last plane with no plane
+    after it."""
+    w0, w1, w2 = weight.unbind(2)
+    return torch.cat([_phase_weights(k) for k in (w0, w1 + w2, w0 + w1, w2, w1)])
+
+
+def _up2_taps_bias(bias: Tensor) -> Tensor:
+    """The bias of those blocks: on the three of which every plane takes exactly one."""
+    b = bias.new_zeros(5, 4, bias.shape[0])
+    b[[1, 2, 4]] = bias
+    return b.flatten()
+
+
+def conv3d_up2_few_outputs(x: Tensor, weight: Tensor, bias: Tensor | None, planes: int) -> Tensor:
+    """``conv_nd_up2(x, weight, bias, planes)`` for a 'same' conv3x3x3 with few output channels (the
+    read-out of a path that ends at level 1), flat (N * planes, C', 2h, 2w).
+
+    One phase conv of every coarse plane with all the plane-tap sums it takes part in as output channels
+    (:func:`_up2_taps_as_outputs`), then each fine plane adds the two that read it. With C' = 1 the
+    stacked pairs' phase conv has 4 output channels, where oneDNN runs at a tenth of its rate; this
+    conv has 20 and reads C instead of 2C channels. Sums in another order: within float rounding of
+    :func:`conv_nd_up2`, for a result no neuron thresholds."""
+    n, dl, c, h, w = x.shape
+    if weight.dim() != 5 or weight.shape[2:] != (3, 3, 3):
+        raise ValueError("conv3d_up2_few_outputs takes a 3x3x3 weight")
+    if planes not in (2 * dl - 1, 2 * dl):
+        raise ValueError(f"x2 upsampling of {dl} planes cannot give {planes}")
+    co = weight.shape[0]
+    wts = derived(weight, "up2-taps-out", _up2_taps_as_outputs)
+    b = None if bias is None else derived(bias, "up2-taps-bias", _up2_taps_bias)
+    y = F.conv2d(_padded_nhwc(x.flatten(0, 1)), wts, b)
+    y = y.unflatten(0, (n, dl)).unflatten(2, (5, 4 * co))  # (N, Dl, tap sum, 4C', h+1, w+1)
+    n_even, n_odd = (planes + 1) // 2, planes // 2
+    even = y[:, :n_even, 1].clone()
+    if planes % 2:  # the last plane is even and has no plane after it: tap sum k1 instead of k1 + k2
+        even[:, -1] = y[:, n_even - 1, 4]
+    if n_even > 1:
+        even[:, 1:] += y[:, : n_even - 1, 0]
+    odd = y[:, :n_odd, 2].clone()
+    if dl > 1:
+        odd[:, : dl - 1] += y[:, 1:n_odd + 1, 3][:, : dl - 1]
+    out = _empty_nhwc(n, planes, co, 2 * h, 2 * w, x)
+    _interleave_into(out[:, 0::2], even)
+    if n_odd:
+        _interleave_into(out[:, 1::2], odd)
     return out.flatten(0, 1)
 
 

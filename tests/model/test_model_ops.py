@@ -11,6 +11,7 @@ from eventstereo.model.ops import (
     PRIMITIVES,
     ConvBN,
     conv3d_few_outputs,
+    conv3d_up2_few_outputs,
     conv_currents,
     conv_nd,
     conv_nd_up2,
@@ -125,6 +126,27 @@ def test_few_output_conv_is_the_3d_conv_within_rounding(planes, c_out, bias):
         torch.testing.assert_close(out, conv_nd(inp, w, b), rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError):
         conv3d_few_outputs(x[0], w, b)
+
+
+@pytest.mark.parametrize("coarse, planes, c_out, bias", [(1, 1, 1, True), (1, 2, 1, False), (3, 5, 1, True),
+                                                      (3, 6, 2, True), (6, 11, 1, True), (6, 12, 4, False)])
+def test_up2_few_output_conv_is_the_3d_conv_of_the_upsampled_map_within_rounding(coarse, planes, c_out, bias):
+    """The level-1 read-out (every plane-tap sum as an output channel) against Conv3d on the nearest x2
+    upsampled map cropped to ``planes``, and against the stacked-pairs path it replaces in inference."""
+    g = torch.Generator().manual_seed(coarse * 10 + planes)
+    x = torch.randn(2, coarse, 6, 5, 7, generator=g, dtype=torch.float64)
+    w = torch.randn(c_out, 6, 3, 3, 3, generator=g, dtype=torch.float64)
+    b = torch.randn(c_out, generator=g, dtype=torch.float64) if bias else None
+    cl = x.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+    up = upsample2(x, planes)
+    ref = F.conv3d(up.transpose(1, 2), w, b, padding=1).transpose(1, 2).flatten(0, 1)
+    for inp in (x, cl):
+        out = conv3d_up2_few_outputs(inp, w, b, planes)
+        assert out.shape == ref.shape
+        torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(out, conv_nd_up2(inp, w, b, planes), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError):
+        conv3d_up2_few_outputs(x, w, b, 2 * coarse + 1)
 
 
 @pytest.mark.parametrize("planes", [1, 3, 4, 9])
