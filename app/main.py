@@ -107,7 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6 import QtWidgets
 
     from app.window import MainWindow
+    from eventstereo.runtime.memory import keep_freed_memory
     from eventstereo.runtime.session import SessionOptions
+
+    keep_freed_memory()  # a long-running stream: keep each window's buffers for the next (no page faults)
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["eventstereo"])
     win = MainWindow(SessionOptions(device=args.device, speed=speed), model_path=args.model)

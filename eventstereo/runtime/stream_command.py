@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from eventstereo import argtypes
+from eventstereo.runtime.memory import keep_freed_memory
 from eventstereo.runtime.session import SessionOptions, StreamSession
 from eventstereo.sources.registry import add_source_arguments, open_source
 
@@ -37,6 +38,9 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no-rates", action="store_true", help="skip firing-rate and energy measurement")
     g.add_argument("--threads", type=argtypes.int_in_range(0, 1024), default=0,
                    help="torch CPU threads (0 = torch's default)")
+    g.add_argument("--release-memory", action="store_true",
+                   help="let the C library hand freed buffers back to the system after every window (its "
+                        "default; costs up to ~10k page faults per window, eventstereo.runtime.memory)")
 
 
 def load_model_arg(path: str | None, device: str = "cpu"):
@@ -63,8 +67,12 @@ def warn_bundled_on_real_data(model_path: str | None, source) -> bool:
 
 
 def session_options(args: argparse.Namespace) -> SessionOptions:
+    """The session options ``args`` name, with the process-wide settings applied: torch's thread count,
+    and freed memory kept for the next window unless ``--release-memory``."""
     if args.threads:
         torch.set_num_threads(args.threads)
+    if not getattr(args, "release_memory", False):
+        keep_freed_memory()
     return SessionOptions(device=args.device, channels_last=args.channels_last, cuda_graph=args.cuda_graph,
                           overlap=not args.no_overlap, measure_rates=not args.no_rates,
                           queue_size=getattr(args, "queue_size", SessionOptions.queue_size))

@@ -28,6 +28,18 @@ def test_keep_freed_memory_reports_whether_it_applied():
     torch.empty(1 << 22).fill_(1.0)  # allocation still works afterwards
 
 
+def test_stream_options_keep_freed_memory_unless_asked_to_release_it(monkeypatch):
+    from eventstereo.runtime import stream_command
+
+    calls = []
+    monkeypatch.setattr(stream_command, "keep_freed_memory", lambda: calls.append(1) or True)
+    parser = stream_command.build_parser()
+    stream_command.session_options(parser.parse_args([]))
+    assert calls == [1]
+    stream_command.session_options(parser.parse_args(["--release-memory"]))
+    assert calls == [1]
+
+
 def test_graphed_step_is_the_plain_step_off_cuda_and_reset_zeroes_state_in_place():
     model, ref = _Toy(), _Toy()
     g = GraphedStep(model)
