@@ -25,7 +25,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from eventstereo.model.ops import ConvBN, _bn_trains, _run_bn, _sources, call_forward_hooks, derived, prepared
+from eventstereo.model.ops import (
+    ConvBN,
+    _bn_trains,
+    _run_bn,
+    _sources,
+    call_forward_hooks,
+    conv2d,
+    derived,
+    prepared,
+)
 from eventstereo.snn.fused import run_parallel
 
 
@@ -51,11 +60,11 @@ def volume_conv3d(left: Tensor, right: Tensor, planes: int, weight: Tensor, bias
     right = right.contiguous(memory_format=torch.channels_last)
     # left half: one conv for the summed kernel and the two taps missing on the end planes
     w_left, w_right, w_edge = derived(weight, "volume", _volume_weights)
-    a = F.conv2d(left, w_left, padding=1)
+    a = conv2d(left, w_left, padding=1)
     # right half: each plane tap kd, evaluated at x0 = -1 .. w-1 (one extra column on the left)
-    b = F.conv2d(F.pad(right, (2, 1, 1, 1)), w_right)
+    b = conv2d(F.pad(right, (2, 1, 1, 1)), w_right)
     # the right-most kernel column alone: what the border cut removes from the last output column
-    edge = F.conv2d(right, w_edge, padding=(1, 0))
+    edge = conv2d(right, w_edge, padding=(1, 0))
     if _assemble_in_one_pass(a):
         return _assemble_nb(a, b, edge, bias, planes)
     a_all, a_first_missing, a_last_missing = a.split(co, dim=1)

@@ -163,6 +163,34 @@ def _sources(op: ConvBN) -> list[Tensor | None]:
     return out
 
 
+def _channels_last_weight(w: Tensor) -> Tensor:
+    return w.contiguous(memory_format=torch.channels_last)
+
+
+def _onednn_runs(x: Tensor, weight: Tensor) -> bool:
+    """True where torch's CPU conv2d surely takes oneDNN (its rule in aten Convolution.cpp use_mkldnn):
+    float32, and a batch above 1 or more than 20480 input elements; 1x1 kernels excluded (on one thread
+    torch runs those natively)."""
+    return (x.dim() == 4 and weight.dim() == 4 and x.device.type == "cpu" and x.dtype == torch.float32
+            and weight.shape[-2:] != (1, 1) and (x.shape[0] > 1 or x.numel() > 20480))
+
+
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: int = 1,
+           padding: int | tuple[int, int] = 0) -> Tensor:
+    """``F.conv2d``, with the weight of a channels-last input handed over in that layout too, kept once
+    per weight in inference (:func:`derived`). oneDNN runs such a conv in channels-last memory and
+    otherwise copies the weight into it on every call: the same numbers, but about 10 copies of up to a
+    megabyte per streaming window. Only an input that is channels-last and nothing else: for any other
+    (a strided view, a shape that is both layouts) torch picks the layout and a channels-last weight
+    could change its pick, and with it the sums; and only where torch runs oneDNN (its own small-conv
+    kernel sums in another order with a channels-last weight)."""
+    if (not torch.is_grad_enabled() and _onednn_runs(x, weight) and not x.is_contiguous()
+            and x.is_contiguous(memory_format=torch.channels_last)
+            and not weight.is_contiguous(memory_format=torch.channels_last)):
+        weight = derived(weight, "channels-last", _channels_last_weight)
+    return F.conv2d(x, weight, bias, stride=stride, padding=padding)
+
+
 def _empty_nhwc(n: int, d: int, c: int, h: int, w: int, like: Tensor) -> Tensor:
     """An uninitialised (N, D, C, H, W) tensor with channels innermost in memory, so that its
     (N*D, C, H, W) view is channels-last: the layout in which CPU convolutions run fastest here
@@ -236,18 +264,18 @@ def conv_nd(x: Tensor, weight: Tensor, bias: Tensor | None, *, stride: int = 1,
     """
     if weight.dim() == 4:
         pad = weight.shape[-1] // 2 if padding is None else padding
-        return F.conv2d(x, weight, bias, stride=stride, padding=pad)
+        return conv2d(x, weight, bias, stride=stride, padding=pad)
     if x.dim() != 5:
         raise ValueError(f"3-D ops take (N, D, C, H, W) feature maps, got shape {tuple(x.shape)}")
     k = weight.shape[-1]
     if k == 1:
         if stride > 1:
             x = x[:, ::stride, :, ::stride, ::stride]
-        return F.conv2d(x.flatten(0, 1), derived(weight, "k1", _squeeze_planes), bias)
+        return conv2d(x.flatten(0, 1), derived(weight, "k1", _squeeze_planes), bias)
     if stride > 1:
         return _conv3d_strided(x, weight, bias, stride)
     stacked = stack_planes(x, stride)
-    return F.conv2d(stacked.flatten(0, 1), derived(weight, "as2d", weight_3d_as_2d), bias, stride=stride,
+    return conv2d(stacked.flatten(0, 1), derived(weight, "as2d", weight_3d_as_2d), bias, stride=stride,
                     padding=k // 2)
 
 
@@ -267,7 +295,7 @@ def conv3d_few_outputs(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor
         raise ValueError("conv3d_few_outputs takes (N, D, C, H, W) maps and a 3x3x3 weight")
     n, d = x.shape[:2]
     co = weight.shape[0]
-    y = F.conv2d(x.flatten(0, 1), derived(weight, "taps-out", _taps_as_outputs), None, padding=1)
+    y = conv2d(x.flatten(0, 1), derived(weight, "taps-out", _taps_as_outputs), None, padding=1)
     y = y.unflatten(0, (n, d))  # (N, D, 3C', H, W)
     mid = y[:, :, co : 2 * co]  # tap 1 reads plane d
     out = mid.clone() if bias is None else mid + bias.view(-1, 1, 1)
@@ -294,7 +322,7 @@ def _conv3d_strided(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int)
     w0, w1, w2, w02 = derived(weight, "taps", _strided_taps)
 
     def conv(planes: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
-        return F.conv2d(planes.reshape(-1, *planes.shape[2:]), w, b, stride=stride, padding=1).unflatten(
+        return conv2d(planes.reshape(-1, *planes.shape[2:]), w, b, stride=stride, padding=1).unflatten(
             0, (n, planes.shape[1]))
 
     out = conv(x[:, ::stride], w1, bias)  # tap 1 reads the centre plane
@@ -352,7 +380,7 @@ def _conv2d_up2(x: Tensor, w: Tensor, bias: Tensor | None, *, padded: bool = Fal
     h, wd = h - 2, wd - 2
     co = w.shape[0]
     b4 = None if bias is None else derived(bias, "x4", _repeat4)
-    y = F.conv2d(x, derived(w, "phases", _phase_weights), b4)
+    y = conv2d(x, derived(w, "phases", _phase_weights), b4)
     out = x.new_empty(m, 2 * h, 2 * wd, co).permute(0, 3, 1, 2)
     _interleave_into(out, y)
     return out
@@ -387,7 +415,7 @@ def _conv3d_up2(x: Tensor, weight: Tensor, bias: Tensor | None, planes: int) -> 
 
     def run(first: int, count: int, wts: Tensor, dst: Tensor) -> None:
         if count:
-            y = F.conv2d(_planes_batch(pairs[:, first : first + count]), wts, b4)
+            y = conv2d(_planes_batch(pairs[:, first : first + count]), wts, b4)
             _interleave_into(dst, y.unflatten(0, (count, n)).transpose(0, 1))
 
     odd_last = planes % 2  # the last plane is even and has no plane after it
@@ -431,7 +459,7 @@ def conv3d_up2_few_outputs(x: Tensor, weight: Tensor, bias: Tensor | None, plane
     co = weight.shape[0]
     wts = derived(weight, "up2-taps-out", _up2_taps_as_outputs)
     b = None if bias is None else derived(bias, "up2-taps-bias", _up2_taps_bias)
-    y = F.conv2d(_padded_nhwc(x.flatten(0, 1)), wts, b)
+    y = conv2d(_padded_nhwc(x.flatten(0, 1)), wts, b)
     y = y.unflatten(0, (n, dl)).unflatten(2, (5, 4 * co))  # (N, Dl, tap sum, 4C', h+1, w+1)
     n_even, n_odd = (planes + 1) // 2, planes // 2
     even = y[:, :n_even, 1].clone()
@@ -466,10 +494,10 @@ def conv_nd_up2(x: Tensor, weight: Tensor, bias: Tensor | None, planes: int | No
     k = weight.shape[-1]
     if weight.dim() == 4:
         if k == 1:
-            return upsample2(F.conv2d(x, weight, bias))
+            return upsample2(conv2d(x, weight, bias))
         return _conv2d_up2(x, weight, bias)
     if k == 1:
-        y = F.conv2d(x.flatten(0, 1), weight[:, :, 0], bias).unflatten(0, x.shape[:2])
+        y = conv2d(x.flatten(0, 1), derived(weight, "k1", _squeeze_planes), bias).unflatten(0, x.shape[:2])
         return upsample2(y, planes).flatten(0, 1)
     return _conv3d_up2(x, weight, bias, planes)
 
