@@ -133,7 +133,8 @@ def derived(t: Tensor, name: str, fn: Callable[[Tensor], object]) -> object:
     if hit is not None and hit[0]() is t and hit[1] == stamp:
         return hit[3]
     value = fn(t)
-    _DERIVED[key] = (weakref.ref(t, lambda _, k=key: _DERIVED.pop(k, None)), stamp, t.detach(), value)
+    # the dict is bound as a default: at interpreter exit the module global may already be None
+    _DERIVED[key] = (weakref.ref(t, lambda _, k=key, d=_DERIVED: d.pop(k, None)), stamp, t.detach(), value)
     return value
 
 
