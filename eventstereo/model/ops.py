@@ -215,17 +215,23 @@ def stack_planes(x: Tensor, stride: int = 1) -> Tensor:
     return out
 
 
+def _zero_border(out: Tensor) -> Tensor:
+    """Zero the one-pixel border of the last two dimensions of ``out`` (in place; returns it): the
+    padding of a buffer whose inside is written next, without filling the inside twice."""
+    out[..., 0, :] = 0
+    out[..., -1, :] = 0
+    out[..., 1:-1, 0] = 0
+    out[..., 1:-1, -1] = 0
+    return out
+
+
 def _plane_pairs(x: Tensor, first: int, count: int) -> Tensor:
     """(N, count, 2C, H+2, W+2): planes q + first | q + first + 1 for q = 0 .. count-1, zeros outside
     the volume and a one-pixel zero border (the padding of the phase convs). Memory (count, N, H+2, W+2,
     2C): channels-last planes, the plane index outermost, so any run of planes is one flat conv batch
     (:func:`_planes_batch`) without a copy."""
     n, d, c, h, w = x.shape
-    out = x.new_empty(count, n, h + 2, w + 2, 2 * c).permute(1, 0, 4, 2, 3)
-    out[..., 0, :] = 0
-    out[..., -1, :] = 0
-    out[..., 1:-1, 0] = 0
-    out[..., 1:-1, -1] = 0
+    out = _zero_border(x.new_empty(count, n, h + 2, w + 2, 2 * c).permute(1, 0, 4, 2, 3))
     inner = out[..., 1:-1, 1:-1]
     for half, offset in ((slice(0, c), first), (slice(c, 2 * c), first + 1)):
         lo, hi = max(0, -offset), min(count, d - offset)  # q range whose plane q + offset exists
@@ -240,11 +246,7 @@ def _padded_nhwc(x: Tensor) -> Tensor:
     """(M, C, H, W) -> (M, C, H+2, W+2) with a one-pixel zero border, channels-last in memory (F.pad
     returns NCHW memory and writes every element twice)."""
     m, c, h, w = x.shape
-    out = x.new_empty(m, h + 2, w + 2, c).permute(0, 3, 1, 2)
-    out[..., 0, :] = 0
-    out[..., -1, :] = 0
-    out[..., 1:-1, 0] = 0
-    out[..., 1:-1, -1] = 0
+    out = _zero_border(x.new_empty(m, h + 2, w + 2, c).permute(0, 3, 1, 2))
     out[..., 1:-1, 1:-1] = x
     return out
 
