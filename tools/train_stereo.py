@@ -34,6 +34,7 @@ from eventstereo.errors import InputError
 from eventstereo.events.sbt import SBTSettings
 from eventstereo.sources.registry import add_source_arguments, config_from_args
 from eventstereo.training import TrainConfig, WindowSequences, train
+from eventstereo.training.augment import AUGMENTATIONS, SensorAugment
 from eventstereo.training.loop import init_distributed
 from eventstereo.training.stereo import git_commit, store_from_args
 
@@ -65,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SBT bins (sources only; a cache has its own)")
     d.add_argument("--sbt-mode", default="sign", choices=("sign", "sum", "polarity"),
                    help="SBT mode: sign, sum or polarity (sources only)")
+    d.add_argument("--augment", nargs="*", default=[], choices=sorted(AUGMENTATIONS), metavar="NAME",
+                   help="sensor augmentations of the training frames (never validation): "
+                        + "; ".join(f"{k}: {a.help}" for k, a in AUGMENTATIONS.items()))
     add_source_arguments(p)
     m = p.add_argument_group("model")
     m.add_argument("--genotype", default=None, help="genotype name or JSON file (default: the builder's)")
@@ -208,7 +212,8 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
     store = open_store(args.cache, args.train_seeds, args.windows_per_seed)
     settings = store.sbt_settings
     dataset = WindowSequences(store, args.seq_len, crop=tuple(args.crop) if args.crop else None,
-                              seed=args.train_seed)
+                              seed=args.train_seed,
+                              augment=SensorAugment(args.augment) if args.augment else None)
     val_loader = None
     if args.val_seeds or args.val_cache:
         val_store = open_store(args.val_cache, args.val_seeds, args.val_windows)

@@ -12,7 +12,7 @@ with ``left``, ``right`` (C, H, W), ``gt`` (H, W; inf = invalid), ``gap_before``
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -128,12 +128,13 @@ class WindowSequences(Dataset):
     Every window of a run can start a sequence when ``stride`` is 1 (the default is ``seq_len``: no two
     sequences overlap). Crops are random but reproducible: the crop of item ``i`` in epoch ``e`` is drawn
     from a generator seeded by (seed, e, i), so a resumed or distributed run sees the same data. With
-    ``crop=None`` the full frame is used. An item is a dict of float32 tensors: ``left``/``right``
-    (T, C, h, w) and ``gt`` (T, h, w) with inf where invalid.
+    ``crop=None`` the full frame is used. ``augment`` (a ``SensorAugment``, training only) changes the
+    cropped frames with a generator seeded the same way. An item is a dict of float32 tensors:
+    ``left``/``right`` (T, C, h, w) and ``gt`` (T, h, w) with inf where invalid.
     """
 
     def __init__(self, store, seq_len: int, *, crop: tuple[int, int] | None = None, stride: int | None = None,
-                 seed: int = 0, random_crop: bool = True):
+                 seed: int = 0, random_crop: bool = True, augment: Callable | None = None):
         if seq_len < 1:
             raise ValueError(f"seq_len must be >= 1, not {seq_len}")
         self.store = store
@@ -141,6 +142,7 @@ class WindowSequences(Dataset):
         self.crop = crop
         self.seed = seed
         self.random_crop = random_crop
+        self.augment = augment
         self.epoch = 0
         stride = stride or seq_len
         self.starts = [s for a, b in store.runs() for s in range(a, b - seq_len + 1, stride)]
@@ -176,4 +178,7 @@ class WindowSequences(Dataset):
         left = np.stack([np.asarray(r.left)[(slice(None), *sl)] for r in recs]).astype(np.float32)
         right = np.stack([np.asarray(r.right)[(slice(None), *sl)] for r in recs]).astype(np.float32)
         gt = np.stack([np.asarray(r.gt)[sl] for r in recs]).astype(np.float32)
+        if self.augment is not None:
+            self.augment(left, right, self.store.sbt_settings,
+                         np.random.default_rng((self.seed, self.epoch, i, 1)))
         return {"left": torch.from_numpy(left), "right": torch.from_numpy(right), "gt": torch.from_numpy(gt)}

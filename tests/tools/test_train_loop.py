@@ -152,7 +152,9 @@ def test_the_committed_training_configs_parse_and_build_their_model(config, load
 
     tool = load_tool("train_stereo")
     args = tool.parse_args(["--config", str(config)])
-    assert args.iterations == json.loads(config.read_text())["iterations"]
+    values = json.loads(config.read_text())
+    assert args.iterations == values["iterations"]
+    assert args.augment == values.get("augment", [])  # augmentation names pass the table's choices
     from eventstereo.model.genotype import load_genotype
 
     args.genotype = str(ROOT / args.genotype)
