@@ -4,8 +4,11 @@ Per part of one 346x260 window (feature net, cost-volume stem, 3-D matching, neu
 the rest of ``step``), for the frozen pre-issue-15 forward (eventstereo/bench/_baseline.py, torch MAP
 estimator) and the current one, rounds interleaved. Timed in thread CPU time on one torch thread: the
 work of this thread, which holds on a shared machine where wall time is mostly other processes' turns.
-Neurons are also counted inside the part that fires them. The paper-size network has random weights
-unless ``--paper-model`` names a trained model file (random weights barely spike).
+Neurons are also counted inside the part that fires them, and so are the convolutions (every
+``F.conv*`` call), whose row gives the ceiling: a forward that kept these dense convolutions and made
+everything else free would still take their time, so today's window over now's convolutions bounds
+the ratio any rewrite of the rest can reach. The paper-size network has random weights unless
+``--paper-model`` names a trained model file (random weights barely spike).
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ import torch
 
 from eventstereo.bench._common import bench_parser, report
 
-PARTS = ("window", "matching 3-D", "neurons", "feature net", "cost-volume stem", "estimator", "other")
+PARTS = ("window", "matching 3-D", "neurons", "feature net", "cost-volume stem", "estimator", "other",
+         "convolutions")
+_CONVS = ("conv2d", "conv3d", "conv_transpose2d", "conv_transpose3d")
 
 
 class _Clock:
@@ -43,6 +48,8 @@ class _Clock:
 
 def _instrument(clock: _Clock, new: torch.nn.Module) -> list[Callable[[], None]]:
     """Patch the timed functions; returns the undo callbacks."""
+    import torch.nn.functional as F
+
     import eventstereo.bench._baseline as baseline
     from eventstereo.snn import fused
 
@@ -55,6 +62,8 @@ def _instrument(clock: _Clock, new: torch.nn.Module) -> list[Callable[[], None]]
 
     for name in ("lif_sequence", "alif_sequence", "lif_sequence_", "alif_sequence_"):
         patch(fused, name, "neurons")
+    for name in _CONVS:  # looked up on the module at call time by ops, the baseline and nn.Conv*
+        patch(F, name, "convolutions")
     patch(baseline, "_feature", "feature net")
     patch(baseline, "_volume_stem", "cost-volume stem")
     patch(baseline, "_matching", "matching")
@@ -104,6 +113,7 @@ def measure(make_model: Callable[[], torch.nn.Module], frames: list, rounds: int
             "cost-volume stem": s["cost-volume stem"],
             "estimator": s["estimator"],
             "other": s["window"] - s["feature net"] - s["matching"] - s["estimator"],
+            "convolutions": s.get("convolutions", 0.0),
         }
     return out
 
@@ -152,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
                 old, new = table["today"][part], table["now"][part]
                 ratio = f"{old / new:.2f}x" if new > 0 else "-"
                 lines.append(f"  {part:<18}{old:>9.1f}{new:>9.1f}{ratio:>11}")
+            ceiling = table["today"]["window"] / max(table["now"]["convolutions"], 1e-9)
+            table["ceiling"] = ceiling
+            lines.append(f"  ceiling with these convolutions: today's window / now's convolutions = "
+                         f"{ceiling:.2f}x")
         report(results, lines, args.json)
     finally:
         torch.set_num_threads(threads)
