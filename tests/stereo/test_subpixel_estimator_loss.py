@@ -144,3 +144,21 @@ def test_fused_map_reads_a_padded_cropped_cost_in_place():
     assert torch.equal(_uncropped(other), other) and _uncropped(other).is_contiguous()
     shifted = padded[1, :, 6:, 3:].movedim(0, -1)  # full rows from column 3 would run past the storage
     assert torch.equal(_uncropped(shifted), shifted) and _uncropped(shifted).data_ptr() != shifted.data_ptr()
+
+
+def test_fused_map_kernel_pieces_that_start_mid_row_equal_the_whole():
+    """The kernel steps row and column from its first pixel: a thread's piece may start anywhere."""
+    import numpy as np
+
+    from eventstereo.stereo.estimator import _map_kernel
+
+    gen = torch.Generator().manual_seed(11)
+    cost = torch.randn(13, 19, 24, generator=gen).numpy()  # (H, W, D)
+    disp = np.arange(24, dtype=np.float64)
+    whole, pieces = np.zeros((13, 19), np.float32), np.zeros((13, 19), np.float32)
+    _map_kernel(cost, 19, disp, 2, whole, 0, 13 * 19)
+    for lo, hi in ((0, 5), (5, 140), (140, 141), (141, 13 * 19)):
+        _map_kernel(cost, 19, disp, 2, pieces, lo, hi)
+    np.testing.assert_array_equal(pieces, whole)
+    ref = subpixel_map(torch.from_numpy(cost).permute(2, 0, 1), impl="torch").numpy()
+    np.testing.assert_allclose(whole, ref, rtol=1e-5, atol=1e-5)
