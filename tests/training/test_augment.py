@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from eventstereo.events.sbt import SBTSettings
+from eventstereo.sources.cache import CachedWindow
 from eventstereo.training import EncodedWindows, WindowSequences
 from eventstereo.training.augment import AUGMENTATIONS, SensorAugment, quantise_bins
-from eventstereo.sources.cache import CachedWindow
 
 SIGN = SBTSettings(window_us=50_000, n_bins=5, mode="sign")
 
