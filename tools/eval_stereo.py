@@ -18,7 +18,8 @@ ground truth"); the paper's four metrics are then printed beside the published r
 configurations (SyntheticConfig settings in JSON, e.g. the held-out
 tools/configs/synthetic/synthetic_heldout.json that no model trains on) and prints their tables
 beside the default generator's, so a model that only memorised one generator shows it. Each table
-ends with 1PA of the first window after a state reset against the later (warm) windows.
+ends with 1PA of the first window after a state reset against the later (warm) windows, and 1PA at
+the GT pixels where the left camera fired in the window against the others.
 """
 
 from __future__ import annotations
@@ -186,11 +187,48 @@ def reset_split(results: list[tuple[bool, float]]) -> dict:
             "one_pa_later_windows": float(np.mean(later)) if later else math.nan, "later_windows": len(later)}
 
 
+class EventPixelSplit:
+    """1PA pooled over the GT pixels where the left camera fired in the window, and over the others.
+
+    A dense-GT score mixes two questions: how well the network matches where it sees events, and how
+    well it fills in where it sees none (a slow, far backdrop). Splitting them tells which one a
+    generator (or a camera) makes hard. Pixels are pooled over all windows; 1PA is the metrics' own
+    definition (error <= 1 px), computed on each part of the GT.
+    """
+
+    def __init__(self):
+        self.correct = {"events": 0.0, "elsewhere": 0.0}
+        self.pixels = {"events": 0, "elsewhere": 0}
+
+    def update(self, disparity: np.ndarray, gt: np.ndarray, left_events: np.ndarray) -> None:
+        from eventstereo.stereo.metrics import stereo_errors
+
+        fired = np.zeros(gt.shape, bool)
+        x, y = left_events["x"].astype(np.int64), left_events["y"].astype(np.int64)
+        inside = (x >= 0) & (x < gt.shape[1]) & (y >= 0) & (y < gt.shape[0])
+        fired[y[inside], x[inside]] = True
+        for part, mask in (("events", fired), ("elsewhere", ~fired)):
+            masked = np.where(mask, gt, np.inf)
+            errors = stereo_errors(disparity, masked, None)
+            if errors is not None:
+                n = int(np.isfinite(masked).sum())
+                self.correct[part] += errors["one_pa"] * n
+                self.pixels[part] += n
+
+    def summary(self) -> dict:
+        total = sum(self.pixels.values())
+        out = {"gt_pixels_with_events_pct": 100.0 * self.pixels["events"] / total if total else math.nan}
+        for part in self.pixels:
+            n = self.pixels[part]
+            out[f"one_pa_{part}"] = self.correct[part] / n if n else math.nan
+        return out
+
+
 def evaluate(args: argparse.Namespace, config_path: str | None = None
              ) -> tuple[list[tuple[str, dict]], list[WindowResult], int, dict]:
     """Run the model over each source (of the synthetic generator ``config_path`` if given); returns
     (name, summary) rows (overall last), the windows to draw, the model's max disparity and the
-    first-window-after-reset split."""
+    first-window-after-reset split and the split by pixels with and without events."""
     from eventstereo.stereo.metrics import stereo_errors
 
     options = session_options(args)
@@ -201,6 +239,7 @@ def evaluate(args: argparse.Namespace, config_path: str | None = None
     shown: list[WindowResult] = []
     per_source = max(1, math.ceil(args.png_windows / len(seeds)))
     per_window: list[tuple[bool, float]] = []
+    by_events = EventPixelSplit()
     for seed in seeds:
         a = copy.copy(args)
         if seed is not None:
@@ -213,6 +252,7 @@ def evaluate(args: argparse.Namespace, config_path: str | None = None
                 errors = stereo_errors(r.disparity, r.gt, None) if r.gt is not None else None
                 if errors is not None:
                     per_window.append((r.reset, errors["one_pa"]))
+                    by_events.update(r.disparity, r.gt, r.window.left)
                 # a window from the middle of each source, once the state has warmed up
                 if r.gt is not None and len(picked) < per_source and r.index >= 5 and r.index % 10 == 5:
                     picked.append(r)
@@ -222,7 +262,8 @@ def evaluate(args: argparse.Namespace, config_path: str | None = None
             log.info("%s: %s", name, json.dumps(rows[-1][1]))
     if len(rows) > 1:
         rows.append(("all", combine([r for _, r in rows])))
-    return rows, shown[: args.png_windows], loaded.model.max_disparity, reset_split(per_window)
+    split = {**reset_split(per_window), **by_events.summary()}
+    return rows, shown[: args.png_windows], loaded.model.max_disparity, split
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -246,6 +287,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"1PA first window after a reset {split['one_pa_first_window']:.2f} % "
               f"({split['first_windows']} windows), later windows {split['one_pa_later_windows']:.2f} % "
               f"({split['later_windows']} windows)")
+        print(f"1PA at GT pixels where the left camera fired {split['one_pa_events']:.2f} % "
+              f"({split['gt_pixels_with_events_pct']:.1f} % of GT pixels), elsewhere "
+              f"{split['one_pa_elsewhere']:.2f} % (pixels pooled over the windows)")
         generators[config_path or "default"] = {**rows[-1][1], **split}
     if len(generators) > 1:
         print("\n".join(f"overall 1PA {r['one_pa']:.2f} % on {r['gt_windows']} windows: {name}"
