@@ -98,8 +98,6 @@ def quantise_bins(settings: SBTSettings, period_us: float, phase_us: float) -> n
 
 
 def quantise(f: Frames, cfg: QuantiseConfig, rng: np.random.Generator) -> None:
-    if f.settings.mode == "polarity":
-        raise ValueError("the quantise augmentation needs sign or sum SBT frames, not polarity")
     period = 1e6 / rng.uniform(cfg.min_hz, cfg.max_hz)
     target = quantise_bins(f.settings, period, rng.uniform(0.0, period))
     if np.array_equal(target, np.arange(len(target))):
@@ -129,8 +127,6 @@ def _add_events(eye: np.ndarray, mask: np.ndarray, rng: np.random.Generator, set
 
 
 def noise(f: Frames, cfg: NoiseConfig, rng: np.random.Generator) -> None:
-    if f.settings.mode == "polarity":
-        raise ValueError("the noise augmentation needs sign or sum SBT frames, not polarity")
     for eye in f.eyes():  # two cameras: independent noise and hot pixels
         shot = rng.random(eye.shape, dtype=np.float32) < _log_uniform(rng, cfg.shot_rate)
         _add_events(eye, shot, rng, f.settings)
@@ -150,8 +146,6 @@ class BurstConfig:
 
 
 def burst(f: Frames, cfg: BurstConfig, rng: np.random.Generator) -> None:
-    if f.settings.mode == "polarity":
-        raise ValueError("the burst augmentation needs sign or sum SBT frames, not polarity")
     t = int(rng.integers(0, f.left.shape[0]))
     h = f.left.shape[-2]
     if rng.random() < cfg.upper_share:
@@ -167,17 +161,23 @@ def burst(f: Frames, cfg: BurstConfig, rng: np.random.Generator) -> None:
 
 @dataclass(frozen=True)
 class Augmentation:
+    """config: its typed settings; apply: the function; signed: it reads or writes events as signed
+    values in one plane per bin, so it needs sign or sum frames (not polarity mode's ON/OFF counts)."""
+
     config: type
     apply: Callable[[Frames, object, np.random.Generator], None]
     help: str
+    signed: bool = False
 
 
 AUGMENTATIONS: dict[str, Augmentation] = {
     "dropout": Augmentation(DropoutConfig, dropout, "lose a random share of each eye's events"),
     "polarity": Augmentation(PolarityConfig, polarity, "thin one polarity (ON/OFF imbalance)"),
-    "quantise": Augmentation(QuantiseConfig, quantise, "snap timestamps to a 40-250 Hz frame clock"),
-    "noise": Augmentation(NoiseConfig, noise, "shot noise and hot pixels, independent per eye"),
-    "burst": Augmentation(BurstConfig, burst, "a burst of uncorrelated events in part of both eyes"),
+    "quantise": Augmentation(QuantiseConfig, quantise, "snap timestamps to a 40-250 Hz frame clock",
+                             signed=True),
+    "noise": Augmentation(NoiseConfig, noise, "shot noise and hot pixels, independent per eye", signed=True),
+    "burst": Augmentation(BurstConfig, burst, "a burst of uncorrelated events in part of both eyes",
+                          signed=True),
 }
 
 
@@ -198,6 +198,11 @@ class SensorAugment:
     def __call__(self, left: np.ndarray, right: np.ndarray, settings: SBTSettings,
                  rng: np.random.Generator) -> None:
         """Augment (T, C, h, w) float32 frames of both eyes in place."""
+        if settings.mode == "polarity":
+            signed = [n for n in self.names if AUGMENTATIONS[n].signed]
+            if signed:
+                raise ValueError(f"the {', '.join(signed)} augmentation(s) need sign or sum SBT frames, "
+                                 f"not polarity")
         f = Frames(left, right, settings)
         for name in self.names:
             cfg = self.configs[name]
