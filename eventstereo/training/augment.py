@@ -172,7 +172,7 @@ class Augmentation:
 
 AUGMENTATIONS: dict[str, Augmentation] = {
     "dropout": Augmentation(DropoutConfig, dropout, "lose a random share of each eye's events"),
-    "polarity": Augmentation(PolarityConfig, polarity, "thin one polarity (ON/OFF imbalance)"),
+    "polarity": Augmentation(PolarityConfig, polarity, "thin one polarity (ON/OFF imbalance)", signed=True),
     "quantise": Augmentation(QuantiseConfig, quantise, "snap timestamps to a 40-250 Hz frame clock",
                              signed=True),
     "noise": Augmentation(NoiseConfig, noise, "shot noise and hot pixels, independent per eye", signed=True),

@@ -106,6 +106,10 @@ def test_polarity_mode_frames_are_refused_with_a_clear_error():
     left, right = _frames()
     with pytest.raises(ValueError, match="polarity"):
         _always("noise")(left, right, SBTSettings(mode="polarity"), np.random.default_rng(0))
+    # the polarity augmentation tells ON from OFF by sign, which ON/OFF count frames do not carry
+    with pytest.raises(ValueError, match="polarity augmentation"):
+        _always("polarity")(left, right, SBTSettings(mode="polarity"), np.random.default_rng(0))
+    _always("dropout")(left, right, SBTSettings(mode="polarity"), np.random.default_rng(0))  # counts thin
 
 
 def test_unknown_names_are_refused():
