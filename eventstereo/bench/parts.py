@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import torch
 
-from eventstereo.bench._common import bench_parser, report
+from eventstereo.bench._common import bench_parser, gc_paused, report
 
 PARTS = ("window", "matching 3-D", "neurons", "feature net", "cost-volume stem", "estimator", "other",
          "convolutions")
@@ -84,7 +84,7 @@ def measure(make_model: Callable[[], torch.nn.Module], frames: list, rounds: int
     configs = (("today", old, "torch"), ("now", new, "auto"))
     undo = _instrument(clock, new)
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), gc_paused():
             clock.tag = "warm-up"
             for _, model, impl in configs:  # kernels compiled, weights prepared
                 for left, right in frames[:2]:

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator
 import torch
 
 from eventstereo import argtypes
-from eventstereo.bench._common import bench_parser, report
+from eventstereo.bench._common import bench_parser, gc_paused, report
 from eventstereo.events.window import StereoWindow
 from eventstereo.runtime.session import SessionOptions, StreamSession
 from eventstereo.sources.base import Source
@@ -129,11 +129,12 @@ def _measure(make_model: Callable[[], tuple[torch.nn.Module, object]], source: _
             pass
         sessions[name] = session
     samples: dict[str, list[dict]] = {name: [] for name in variants}
-    for _ in range(rounds):
-        for name, session in sessions.items():
-            for _ in session.run(max_windows=windows):
-                pass
-            samples[name].append(session.summary())
+    with gc_paused():
+        for _ in range(rounds):
+            for name, session in sessions.items():
+                for _ in session.run(max_windows=windows):
+                    pass
+                samples[name].append(session.summary())
     out = {}
     for name, runs in samples.items():
         best = max(runs, key=lambda s: s["windows_per_s"])

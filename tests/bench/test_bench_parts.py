@@ -20,3 +20,21 @@ def test_parts_count_the_convolutions_and_put_the_functions_back():
         # every conv runs inside the window: a count of zero would mean the patch missed the calls
         assert 0 < ms["convolutions"] < ms["window"]
         assert 0 < ms["feature net"] < ms["window"]
+
+
+def test_gc_is_off_while_timing_and_restored_after():
+    import gc
+
+    from eventstereo.bench._common import gc_paused
+
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # a caller's own setting is left as it was
+    finally:
+        gc.enable()
