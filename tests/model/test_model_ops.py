@@ -15,6 +15,7 @@ from eventstereo.model.ops import (
     conv_currents,
     conv_nd,
     conv_nd_up2,
+    stack_planes,
     upsample2,
 )
 
@@ -108,6 +109,32 @@ def test_strided_3d_conv_keeps_every_sth_position(stride):
     w = torch.randn(4, 2, 3, 3, 3, dtype=torch.float64)
     ref = _to_ncdhw(F.conv3d(_to_ncdhw(x), w, padding=1))[:, ::stride, :, ::stride, ::stride]
     torch.testing.assert_close(conv_nd(x, w, None, stride=stride), ref.flatten(0, 1))
+
+
+def _stacked_by_definition(x, stride):
+    """Planes d-1 | d | d+1 for d = 0, s, 2s, ..., zero planes beyond the ends."""
+    padded = F.pad(x, (0, 0, 0, 0, 0, 0, 1, 1))  # one zero plane at each end of D
+    return torch.stack([torch.cat([padded[:, d], padded[:, d + 1], padded[:, d + 2]], 1)
+                        for d in range(0, x.shape[1], stride)], 1)
+
+
+@pytest.mark.parametrize("n, planes, stride", [(1, 1, 1), (1, 2, 1), (2, 5, 1), (1, 8, 2), (2, 7, 3), (1, 3, 2)])
+def test_stack_planes_is_its_definition_with_and_without_autograd(n, planes, stride):
+    torch.manual_seed(5)
+    x = torch.randn(n, planes, 4, 3, 5).permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
+    ref = _stacked_by_definition(x, stride)
+    with torch.inference_mode():
+        fast = stack_planes(x, stride)
+    assert torch.equal(fast, ref)
+    assert fast.flatten(0, 1).is_contiguous(memory_format=torch.channels_last)
+    xg = x.clone().requires_grad_()
+    stacked = stack_planes(xg, stride)
+    assert torch.equal(stacked.detach(), ref)
+    g = torch.randn_like(ref)
+    stacked.backward(g)
+    xr = x.clone().requires_grad_()
+    _stacked_by_definition(xr, stride).backward(g)
+    assert torch.equal(xg.grad, xr.grad)
 
 
 @pytest.mark.parametrize("planes, c_out, bias", [(1, 1, True), (2, 1, False), (7, 1, True), (5, 4, True)])
