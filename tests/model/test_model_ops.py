@@ -118,7 +118,8 @@ def _stacked_by_definition(x, stride):
                         for d in range(0, x.shape[1], stride)], 1)
 
 
-@pytest.mark.parametrize("n, planes, stride", [(1, 1, 1), (1, 2, 1), (2, 5, 1), (1, 8, 2), (2, 7, 3), (1, 3, 2)])
+@pytest.mark.parametrize("n, planes, stride",
+                         [(1, 1, 1), (1, 2, 1), (2, 5, 1), (1, 8, 2), (2, 7, 3), (1, 3, 2)])
 def test_stack_planes_is_its_definition_with_and_without_autograd(n, planes, stride):
     torch.manual_seed(5)
     x = torch.randn(n, planes, 4, 3, 5).permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
