@@ -123,6 +123,7 @@ def test_threaded_split_equals_serial(monkeypatch):
 
     monkeypatch.setattr(F, "_alif_fwd_nb", spy)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
+    monkeypatch.setattr(F, "_cpus", lambda: 8)  # cores beyond torch's three: the pool may use them
     for min_work in (1 << 40, 1):  # serial, then split across 3 threads
         monkeypatch.setattr(F, "_MIN_WORK", min_work)
         (x,) = _leaves(x0)
@@ -133,6 +134,22 @@ def test_threaded_split_equals_serial(monkeypatch):
     assert pieces[0] == (0, 5000) and sorted(pieces[1:]) == [(0, 2048), (2048, 4096), (4096, 5000)]
     for a, b in zip(*res):
         assert torch.equal(a, b)
+
+
+def test_no_split_when_torch_threads_hold_every_cpu(monkeypatch):
+    pieces = []
+
+    def kernel(start, stop):
+        pieces.append((start, stop))
+        return stop - start
+
+    monkeypatch.setattr(F, "_MIN_WORK", 1)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    for cpus, expected in ((2, [(0, 5000)]), (3, [(0, 3072), (3072, 5000)])):
+        monkeypatch.setattr(F, "_cpus", lambda cpus=cpus: cpus)
+        pieces.clear()
+        assert sum(F.run_parallel(kernel, 5000, 1)) == 5000
+        assert sorted(pieces) == expected
 
 
 def test_noncontiguous_input_and_auto_choice():
