@@ -288,8 +288,8 @@ def _cpus() -> int:
 
 
 def run_parallel(kernel, n: int, steps: int, *args) -> list:
-    """Run ``kernel(*args, start, stop)`` over element range [0, n), split across torch's thread count;
-    returns what the pieces returned, in element order.
+    """Run ``kernel(*args, start, stop)`` over element range [0, n), split across up to torch's thread
+    count (see below for when it is not split); returns what the pieces returned, in element order.
 
     The kernels are serial and release the GIL; a plain thread pool runs the pieces. This keeps a
     second OpenMP runtime (numba's) out of the process: its spinning workers would compete with
