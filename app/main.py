@@ -17,6 +17,7 @@ import time
 
 from eventstereo import argtypes
 from eventstereo.errors import EventStereoError, InputError
+from eventstereo.runtime.stream_command import add_lookback_arguments, lookback_from_args
 from eventstereo.sources.registry import add_source_arguments, config_from_args
 
 
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", type=argtypes.device, default="cpu",
                    help="cpu, cuda, cuda:N, mps or auto (a GPU must be present)")
     g.add_argument("--speed", default="max", help="'max' (as fast as possible), 'realtime' or a factor")
+    add_lookback_arguments(g)
     g.add_argument("--size", default="1280x800", help="window size WxH (px)")
     g.add_argument("--frames", type=argtypes.non_negative_int, default=0,
                    help="headless: run offscreen for this many windows")
@@ -113,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()  # a long-running stream: keep each window's buffers for the next (no page faults)
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["eventstereo"])
-    win = MainWindow(SessionOptions(device=args.device, speed=speed), model_path=args.model)
+    options = SessionOptions(device=args.device, speed=speed, lookback=lookback_from_args(args))
+    win = MainWindow(options, model_path=args.model)
     win.resize(*size)
     win.show()
     win.run_limit = args.frames or None

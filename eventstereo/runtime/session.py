@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from eventstereo.errors import InputError
+from eventstereo.events.lookback import LookbackSettings, WindowHistory
 from eventstereo.events.sbt import SBTSettings, encode_sbt
 from eventstereo.events.window import StereoWindow
 from eventstereo.sources.base import Source
@@ -58,7 +59,9 @@ class SessionOptions:
     possible); measure_rates: per-layer firing rates and energy (costs a forward hook per spiking
     layer); energy_recount: windows between exact operation counts (see _RateMeter); subpixel_impl: the
     MAP estimator's implementation (eventstereo.stereo.estimator: "auto" takes the fused CPU kernel,
-    "torch" the reference the speed benchmark's baseline uses)."""
+    "torch" the reference the speed benchmark's baseline uses); lookback: let a window with fewer events
+    than ``lookback.min_events`` borrow the preceding windows' events (eventstereo.events.lookback; off
+    by default)."""
 
     device: str = "cpu"
     channels_last: bool = False
@@ -71,6 +74,7 @@ class SessionOptions:
     energy_recount: int = 50
     subpixel_radius: int = 2
     subpixel_impl: str = "auto"
+    lookback: LookbackSettings = LookbackSettings()
 
     def resolved_device(self) -> torch.device:
         if self.device == "auto":
@@ -85,7 +89,8 @@ class WindowResult:
     spiking state was cleared before this window; ``dropped`` counts the windows the queue dropped so
     far in this run; ``t_read`` is the ``time.perf_counter()`` at which the window was read complete,
     so a display can measure latency from the window's end to its pixels; ``t_infer`` the one at which
-    inference began (``t_infer - t_read`` is the time the window waited in the queue)."""
+    inference began (``t_infer - t_read`` is the time the window waited in the queue); ``lookback`` the
+    number of windows whose events its SBT frame spans (1 unless SessionOptions.lookback lengthened it)."""
 
     index: int
     window: StereoWindow
@@ -104,6 +109,7 @@ class WindowResult:
     dropped: int = 0
     t_read: float = 0.0
     t_infer: float = 0.0
+    lookback: int = 1
 
 
 @dataclass
@@ -115,6 +121,7 @@ class _Encoded:
     read_ms: float
     encode_ms: float
     t_read: float = 0.0
+    lookback: int = 1
 
 
 @dataclass
@@ -133,6 +140,7 @@ class _Totals:
     read_ms: float = 0.0
     encode_ms: float = 0.0
     infer_ms: float = 0.0
+    lookback: int = 0
     firing_rate: float = 0.0
     energy_mj: float = 0.0
     dropped: int = 0
@@ -411,12 +419,19 @@ class StreamSession:
 
     def _produce(self, max_windows: int | None) -> Iterator[_Encoded]:
         size = self.source.sensor_size
+        history, last_generation = WindowHistory(self.options.lookback), None
         for generation, win, read_ms in self._read(max_windows):
             t0 = time.perf_counter()
-            left = encode_sbt(win.left, win.t_end_us, size, self.settings)
-            right = encode_sbt(win.right, win.t_end_us, size, self.settings)
+            if generation != last_generation:
+                history.reset()
+                last_generation = generation
+            span = history.span(win)
+            settings = (self.settings if span.windows == 1
+                        else replace(self.settings, window_us=win.t_end_us - span.t_start_us))
+            left = encode_sbt(span.left, win.t_end_us, size, settings)
+            right = encode_sbt(span.right, win.t_end_us, size, settings)
             yield _Encoded(generation, win, left, right, read_ms, (time.perf_counter() - t0) * 1e3,
-                           t_read=t0)
+                           t_read=t0, lookback=span.windows)
 
     def _produce_threaded(self, max_windows: int | None) -> Iterator[_Encoded]:
         q = self._queue = _WindowQueue(self.options.queue_size, self.drop_oldest)
@@ -482,6 +497,7 @@ class StreamSession:
         tot.read_ms += item.read_ms
         tot.encode_ms += item.encode_ms
         tot.infer_ms += infer_ms
+        tot.lookback += item.lookback
         tot.firing_rate += rate
         tot.energy_mj += energy
         tot.dropped = self.dropped
@@ -492,7 +508,7 @@ class StreamSession:
             firing_rates=rates, firing_rate=rate, energy_mj=energy, latency_ms=latency,
             read_ms=item.read_ms, encode_ms=item.encode_ms, infer_ms=infer_ms,
             windows_per_s=tot.windows / max(elapsed, 1e-9), reset=reset, dropped=tot.dropped,
-            t_read=item.t_read, t_infer=t0,
+            t_read=item.t_read, t_infer=t0, lookback=item.lookback,
         )
 
     def close(self) -> None:
@@ -523,6 +539,7 @@ class StreamSession:
             "read_ms": tot.read_ms / n,
             "encode_ms": tot.encode_ms / n,
             "infer_ms": tot.infer_ms / n,
+            "lookback_windows": tot.lookback / n,
             "firing_rate": tot.firing_rate / n,
             "energy_mj": tot.energy_mj / n,
             "resets": tot.resets,

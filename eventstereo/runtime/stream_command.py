@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from eventstereo import argtypes
+from eventstereo.events.lookback import LookbackSettings
 from eventstereo.runtime.memory import keep_freed_memory
 from eventstereo.runtime.session import SessionOptions, StreamSession
 from eventstereo.sources.registry import add_source_arguments, open_source
@@ -36,11 +37,29 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--queue-size", type=argtypes.int_in_range(1, 1024), default=SessionOptions.queue_size,
                    help="windows read and encoded ahead of inference (1-1024)")
     g.add_argument("--no-rates", action="store_true", help="skip firing-rate and energy measurement")
+    add_lookback_arguments(g)
     g.add_argument("--threads", type=argtypes.int_in_range(0, 1024), default=0,
                    help="torch CPU threads (0 = torch's default)")
     g.add_argument("--release-memory", action="store_true",
                    help="let the C library hand freed buffers back to the system after every window (its "
                         "default; costs up to ~10k page faults per window, eventstereo.runtime.memory)")
+
+
+def add_lookback_arguments(group) -> None:
+    """``--min-density`` / ``--max-lookback`` (eventstereo.events.lookback), for `stream` and the app."""
+    group.add_argument("--min-density", type=argtypes.non_negative_float,
+                       default=LookbackSettings.min_density,
+                       help="events per pixel a window must hold (mean of the two eyes), else it borrows the "
+                            "preceding windows' events and its SBT bins span them: for slow rigs, e.g. 0.4 "
+                            "(0 = off; eventstereo.events.lookback)")
+    group.add_argument("--max-lookback", type=argtypes.int_in_range(1, 1000),
+                       default=LookbackSettings.max_windows,
+                       help="most windows one SBT frame may span with --min-density")
+
+
+def lookback_from_args(args: argparse.Namespace) -> LookbackSettings:
+    return LookbackSettings(getattr(args, "min_density", LookbackSettings.min_density),
+                            getattr(args, "max_lookback", LookbackSettings.max_windows))
 
 
 def load_model_arg(path: str | None, device: str = "cpu"):
@@ -75,7 +94,8 @@ def session_options(args: argparse.Namespace) -> SessionOptions:
         keep_freed_memory()
     return SessionOptions(device=args.device, channels_last=args.channels_last, cuda_graph=args.cuda_graph,
                           overlap=not args.no_overlap, measure_rates=not args.no_rates,
-                          queue_size=getattr(args, "queue_size", SessionOptions.queue_size))
+                          queue_size=getattr(args, "queue_size", SessionOptions.queue_size),
+                          lookback=lookback_from_args(args))
 
 
 def open_session(args: argparse.Namespace) -> StreamSession:

@@ -151,3 +151,42 @@ def test_a_spiking_model_reports_rates_and_energy_per_window():
     model.eval()
     expected = energy_mj(count_ops(Step(), frames))
     assert results[0].energy_mj == pytest.approx(expected, rel=1e-6)
+
+
+class _Recorder(ToyMatcher):
+    def __init__(self):
+        super().__init__()
+        self.lefts: list[np.ndarray] = []
+
+    def step(self, left, right):
+        self.lefts.append(left[0].numpy().copy())
+        return super().step(left, right)
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_lookback_frames_span_the_preceding_windows_and_stop_at_gaps(overlap):
+    from eventstereo.events.lookback import LookbackSettings
+
+    # 12 events per eye and window on 24 x 16 px: a density of 0.07 (27 events) needs 3 windows
+    options = SessionOptions(measure_rates=False, overlap=overlap,
+                             lookback=LookbackSettings(min_density=0.07, max_windows=10))
+    model = _Recorder()
+    session = StreamSession(ToySource(7, gap_at=(4,)), model, SETTINGS, options)
+    results = list(session.run())
+    assert [r.lookback for r in results] == [1, 2, 3, 3, 1, 2, 3]
+    assert session.summary()["lookback_windows"] == pytest.approx(15 / 7)
+    src = ToySource()
+    for r, frame in zip(results, model.lefts):
+        k = r.lookback
+        events = np.concatenate([src.window(i, False).left for i in range(r.index - k + 1, r.index + 1)])
+        span = SBTSettings(window_us=k * SETTINGS.window_us, n_bins=SETTINGS.n_bins)
+        np.testing.assert_array_equal(frame, encode_sbt(events, r.window.t_end_us, (W, H), span))
+    assert [r.reset for r in results] == [True, False, False, False, True, False, False]
+
+
+def test_lookback_off_leaves_every_frame_its_own_window():
+    model = _Recorder()
+    results = list(StreamSession(ToySource(4), model, SETTINGS, NO_RATES).run())
+    assert [r.lookback for r in results] == [1, 1, 1, 1]
+    for r, frame in zip(results, model.lefts):
+        np.testing.assert_array_equal(frame, encode_sbt(r.window.left, r.window.t_end_us, (W, H), SETTINGS))

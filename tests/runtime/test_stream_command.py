@@ -43,3 +43,22 @@ def test_stream_human_summary(tiny_model, capsys):
 
 def test_json_line_writes_nan_as_null():
     assert json.loads(stream_command.json_line({"a": float("nan"), "b": 1.5})) == {"a": None, "b": 1.5}
+
+
+def test_min_density_lengthens_sparse_windows(tiny_model, capsys):
+    from eventstereo.events.lookback import LookbackSettings
+
+    args = stream_command.build_parser().parse_args(["--min-density", "0.4", "--max-lookback", "3"])
+    assert stream_command.session_options(args).lookback == LookbackSettings(min_density=0.4, max_windows=3)
+    # a density no window reaches: every frame after the first spans the most windows allowed
+    rc = stream_command.main(["--width", "48", "--height", "36", "--windows", "4", "--model", str(tiny_model),
+                              "--min-density", "50", "--max-lookback", "3", "--no-rates", "--json"])
+    assert rc == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["lookback_windows"] == pytest.approx((1 + 2 + 3 + 3) / 4)
+
+
+def test_negative_min_density_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit):
+        stream_command.build_parser().parse_args(["--min-density", "-1"])
+    assert "--min-density" in capsys.readouterr().err
