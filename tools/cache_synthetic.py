@@ -17,6 +17,7 @@ from pathlib import Path
 
 from eventstereo import argtypes
 from eventstereo.cli import run_at_edge
+from eventstereo.events.lookback import LookbackSettings
 from eventstereo.events.sbt import MODES, SBTSettings
 from eventstereo.sources.cache import write_sbt_cache
 from eventstereo.sources.synthetic import SyntheticConfig, SyntheticStereoSource, load_config_file
@@ -35,6 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for the cache files (<config stem>-seedN.h5)")
     p.add_argument("--bins", type=argtypes.int_in_range(1, 64), default=5)
     p.add_argument("--sbt-mode", choices=MODES, default="sign")
+    p.add_argument("--min-density", type=argtypes.non_negative_float, default=0.0,
+                   help="look-back frames as `stream --min-density` makes them (eventstereo.events.lookback)")
+    p.add_argument("--max-lookback", type=argtypes.int_in_range(1, 1000), default=10,
+                   help="most windows one frame may span with --min-density")
     p.add_argument("--window-ms", type=argtypes.float_in_range(0.0, 10_000.0, lo_open=True), default=50.0)
     return p
 
@@ -52,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             path = Path(args.out) / f"{Path(args.config).stem}-seed{seed}.h5"
             if not path.exists():
                 write_sbt_cache(SyntheticStereoSource(config, seed=seed), path, settings,
-                                max_windows=args.windows, progress=False)
+                                max_windows=args.windows, progress=False,
+                                lookback=LookbackSettings(args.min_density, args.max_lookback))
             print(path)
         return 0
 

@@ -18,10 +18,11 @@ gathers the noise as well.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from eventstereo.events.sbt import SBTSettings
 from eventstereo.events.window import StereoWindow
 
 
@@ -53,6 +54,10 @@ class Span:
     right: np.ndarray
     t_start_us: int
     windows: int
+
+    def sbt_settings(self, settings: SBTSettings, t_end_us: int) -> SBTSettings:
+        """``settings`` with the window stretched over the span (the same bins, each longer)."""
+        return settings if self.windows == 1 else replace(settings, window_us=t_end_us - self.t_start_us)
 
 
 class WindowHistory:

@@ -426,8 +426,7 @@ class StreamSession:
                 history.reset()
                 last_generation = generation
             span = history.span(win)
-            settings = (self.settings if span.windows == 1
-                        else replace(self.settings, window_us=win.t_end_us - span.t_start_us))
+            settings = span.sbt_settings(self.settings, win.t_end_us)
             left = encode_sbt(span.left, win.t_end_us, size, settings)
             right = encode_sbt(span.right, win.t_end_us, size, settings)
             yield _Encoded(generation, win, left, right, read_ms, (time.perf_counter() - t0) * 1e3,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import h5py
@@ -22,6 +22,7 @@ import hdf5plugin
 import numpy as np
 
 from eventstereo.errors import InputError
+from eventstereo.events.lookback import LookbackSettings, WindowHistory
 from eventstereo.events.sbt import SBTSettings, encode_sbt
 from eventstereo.sources.base import Source
 
@@ -57,8 +58,12 @@ def write_sbt_cache(
     *,
     max_windows: int | None = None,
     progress: bool = True,
+    lookback: LookbackSettings | None = None,
 ) -> Path:
     """Encode every window of ``source`` (up to ``max_windows``) into the cache file ``path``.
+
+    ``lookback`` stretches sparse windows' frames over the preceding windows as StreamSession does
+    (eventstereo.events.lookback), for training a model on the frames it will see with that setting.
 
     The windows are read in the source's order; the sequence name is kept, and ``gap_before`` is stored
     True on the first window, after a gap and where the sequence changes, so that ``SBTCache.runs()``
@@ -112,12 +117,15 @@ def write_sbt_cache(
             cols = {"t_end_us": np.int64, "sequence_id": np.int32, "gap_before": np.bool_, "frame": np.int64}
             meta: dict[str, list] = {k: [] for k in cols}
             has_gt = False
+            history = WindowHistory(lookback or LookbackSettings())
             for win in source:
                 if n >= frames["left"].shape[0]:
                     for d in (*frames.values(), gt):
                         d.resize(n + GROW, axis=0)
-                for side, ev in (("left", win.left), ("right", win.right)):
-                    x = encode_sbt(ev, win.t_end_us, (w, h), settings)
+                span = history.span(win)
+                span_settings = span.sbt_settings(settings, win.t_end_us)
+                for side, ev in (("left", span.left), ("right", span.right)):
+                    x = encode_sbt(ev, win.t_end_us, (w, h), span_settings)
                     if settings.mode != "sign":
                         x = np.clip(x, lim.min, lim.max)
                     frames[side][n] = x.astype(fdt)
@@ -155,6 +163,7 @@ def write_sbt_cache(
                     "fxb": float(source.fxb),
                     "max_disparity": int(source.max_disparity),
                     "sbt_settings": json.dumps(settings.to_dict()),
+                    "lookback": json.dumps(asdict(history.settings)),
                     "has_gt": has_gt,
                     "gt_convention": str(getattr(source, "gt_convention", "exact")),
                     "source": source.describe(),

@@ -190,3 +190,19 @@ def test_lookback_off_leaves_every_frame_its_own_window():
     assert [r.lookback for r in results] == [1, 1, 1, 1]
     for r, frame in zip(results, model.lefts):
         np.testing.assert_array_equal(frame, encode_sbt(r.window.left, r.window.t_end_us, (W, H), SETTINGS))
+
+
+def test_a_lookback_cache_holds_the_frames_the_session_infers(tmp_path):
+    """Training on look-back frames (tools/cache_synthetic.py --min-density) sees what streaming sees."""
+    from eventstereo.events.lookback import LookbackSettings
+    from eventstereo.sources.cache import SBTCache, write_sbt_cache
+
+    lookback = LookbackSettings(min_density=0.07, max_windows=4)
+    model = _Recorder()
+    list(StreamSession(ToySource(6), model, SETTINGS,
+                       SessionOptions(measure_rates=False, lookback=lookback)).run())
+    cache = SBTCache(write_sbt_cache(ToySource(6), tmp_path / "toy.h5", SETTINGS, progress=False,
+                                     lookback=lookback))
+    assert len(cache) == len(model.lefts) == 6
+    for i, frame in enumerate(model.lefts):
+        np.testing.assert_array_equal(cache[i].left, frame)
